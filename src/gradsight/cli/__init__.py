@@ -1,0 +1,22 @@
+"""The `gradsight` command: thin edges that parse input and call the library.
+
+Commands live by area: `activations.py` (activations, derivative, plot), `monitor.py`
+(watch-demo), `lab.py` (lab, flow). Importing a module registers its commands on `app`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from gradsight.cli import activations, lab, monitor  # noqa: F401  (registers commands)
+from gradsight.cli.app import app
+from gradsight.errors import GradsightError
+
+
+def main() -> None:
+    """Entry point of the console script: GradsightError becomes a one-line message, exit 2."""
+    try:
+        app()
+    except GradsightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

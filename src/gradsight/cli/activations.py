@@ -1,0 +1,5 @@
+"""`gradsight` commands of the activations area."""
+
+from __future__ import annotations
+
+from gradsight.cli.app import app  # noqa: F401

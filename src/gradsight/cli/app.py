@@ -1,0 +1,14 @@
+"""The root `gradsight` Typer app; each area adds its commands in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="gradsight",
+    help="Make the learning signal of neural networks visible.\n\n"
+    "Example: gradsight derivative relu -1 0 2",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
