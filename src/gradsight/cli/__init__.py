@@ -1,14 +1,14 @@
 """The `gradsight` command: thin edges that parse input and call the library.
 
 Commands live by area: `activations.py` (activations, derivative, plot), `monitor.py`
-(watch-demo), `lab.py` (lab, flow). Importing a module registers its commands on `app`.
+(watch-demo), `flow.py` (flow), `lab.py` (lab). Importing a module registers its commands on `app`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from gradsight.cli import activations, lab, monitor  # noqa: F401  (registers commands)
+from gradsight.cli import activations, flow, lab, monitor  # noqa: F401  (registers commands)
 from gradsight.cli.app import app
 from gradsight.errors import GradsightError
 
