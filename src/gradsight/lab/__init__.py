@@ -1,7 +1,7 @@
 """The lab: small, reproducible experiments with theory beside each measurement.
 
 ``gradsight.lab.run(name, quick=True)`` runs one registered experiment;
-``gradsight.lab.names()`` lists them in report order.
+``gradsight.lab.names()`` lists them in report order, ``registered()`` gives their records.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from gradsight.lab.registry import (
     ExperimentResult,
     Figure,
     experiment,
-    experiments,
+    registered,
     names,
     run,
 )
 
-__all__ = ["Claim", "ExperimentResult", "Figure", "experiment", "experiments", "names", "run"]
+__all__ = ["Claim", "ExperimentResult", "Figure", "experiment", "names", "registered", "run"]

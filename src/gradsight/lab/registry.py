@@ -159,14 +159,14 @@ def _load() -> None:
     global _LOADED
     if _LOADED:
         return
-    from gradsight.lab import experiments as package
+    package = importlib.import_module("gradsight.lab.experiments")
 
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{info.name}")
     _LOADED = True
 
 
-def experiments() -> list[Experiment]:
+def registered() -> list[Experiment]:
     """Every registered experiment, in report order."""
     _load()
     return sorted(_REGISTRY.values(), key=lambda e: (e.order, e.name))
@@ -174,7 +174,7 @@ def experiments() -> list[Experiment]:
 
 def names() -> list[str]:
     """Names of every registered experiment, in report order."""
-    return [e.name for e in experiments()]
+    return [e.name for e in registered()]
 
 
 def get(name: str) -> Experiment:
