@@ -12,12 +12,18 @@ from __future__ import annotations
 from gradsight import activations
 from gradsight.activations import Activation, activation
 from gradsight.errors import GradsightError
+from gradsight.monitor import Finding, LayerStats, Monitor, Report, watch
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Activation",
+    "Finding",
     "GradsightError",
+    "LayerStats",
+    "Monitor",
+    "Report",
     "activation",
     "activations",
+    "watch",
 ]

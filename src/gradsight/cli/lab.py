@@ -1,5 +1,127 @@
-"""`gradsight` commands of the lab area."""
+"""`gradsight lab`: run the lab's experiments and write the report (index.html + results.json)."""
 
 from __future__ import annotations
 
-from gradsight.cli.app import app  # noqa: F401
+import time
+import traceback
+from pathlib import Path
+
+import typer
+
+from gradsight.cli.app import app
+from gradsight.errors import GradsightError
+
+_VERDICT_STYLE = {
+    "supported": "bold green",
+    "refuted": "bold red",
+    "nuanced": "bold yellow",
+    "untestable": "dim",
+}
+
+
+def _selected(only: list[str] | None) -> list:
+    """The experiments to run, in report order; ``only`` names (repeatable or comma-separated)."""
+    from gradsight.lab import registry
+
+    everything = registry.registered()
+    if not only:
+        return everything
+    wanted: list[str] = []
+    for item in only:
+        wanted.extend(part.strip() for part in item.split(",") if part.strip())
+    if not wanted:
+        raise GradsightError("--only was given without a name; known: " + ", ".join(registry.names()))
+    for name in wanted:
+        registry.get(name)  # raises with a did-you-mean hint
+    return [e for e in everything if e.name in set(wanted)]
+
+
+@app.command("lab")
+def lab(
+    quick: bool = typer.Option(
+        False, "--quick", help="Small grids and few steps: the whole lab in under 5 minutes."
+    ),
+    out: Path = typer.Option(
+        Path("report"), "--out", help="Directory for index.html and results.json (created)."
+    ),
+    only: list[str] | None = typer.Option(
+        None,
+        "--only",
+        help="Run only this experiment (repeat, or separate names by commas).",
+        metavar="NAME",
+    ),
+) -> None:
+    """Run the lab's experiments and write DIR/index.html and DIR/results.json.
+
+    Each experiment settles some of the ReLU explainer's claims or reproduces a paper result;
+    its verdicts are printed as it finishes.
+
+    Example: gradsight lab --quick --out report --only derivatives --only cost
+    """
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from gradsight.lab import registry
+    from gradsight.report import build
+
+    chosen = _selected(only)
+    console = Console()
+    budget = sum(e.quick_budget_s for e in chosen)
+    mode = "quick" if quick else "full"
+    console.print(
+        f"gradsight lab ({mode}): {len(chosen)} experiments"
+        + (f", about {budget:.0f} s on 2 cores" if quick else ", several times the quick budget")
+    )
+    results = []
+    failed: dict[str, str] = {}
+    start = time.perf_counter()
+    columns = (
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[message]}", style="dim"),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        for exp in chosen:
+            task = bar.add_task(exp.name, total=None, message="")
+
+            def progress(done: int, total: int, message: str = "", _task=task) -> None:
+                bar.update(_task, completed=done, total=max(total, 1), message=message[:40])
+
+            try:
+                result = registry.run(exp.name, quick=quick, progress=progress)
+            except GradsightError:
+                raise
+            except Exception as exc:  # one broken experiment must not lose the others
+                failed[exp.name] = f"{type(exc).__name__}: {exc}"
+                bar.update(task, total=1, completed=0, message="failed")
+                bar.console.print(f"[bold red]✗ {exp.name} failed[/] {escape(failed[exp.name])}")
+                bar.console.print(traceback.format_exc(), style="dim", markup=False)
+                continue
+            results.append(result)
+            bar.update(task, total=1, completed=1, message=f"{result.seconds:.1f} s")
+            over = " [red](over its quick budget)[/]" if quick and result.seconds > exp.quick_budget_s else ""
+            bar.console.print(
+                f"[bold]{exp.name}[/] {result.seconds:.1f} s (quick budget {exp.quick_budget_s:.0f} s){over}"
+            )
+            for c in result.claims:
+                style = _VERDICT_STYLE.get(c.verdict, "")
+                bar.console.print(f"   [{style}]{c.verdict:>10}[/]  {escape(c.claim)}", highlight=False)
+    index = build(results, out, quick=quick, failed=failed)
+    console.print(
+        f"{len(results)} experiments in {time.perf_counter() - start:.0f} s; "
+        f"wrote {index} and {index.parent / 'results.json'}"
+    )
+    if failed:
+        console.print(f"[bold red]{len(failed)} failed:[/] {', '.join(failed)}")
+        raise typer.Exit(1)

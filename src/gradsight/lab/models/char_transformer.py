@@ -10,6 +10,8 @@ block (the "FFN") is where the activation lives::
 With ``h = ffn_mult * d`` for plain forms and ``h' = round(2h / 3)`` for gated forms the FFN
 holds ``2dh`` or ``3dh'`` weights: equal up to rounding (Shazeer 2020, "GLU Variants Improve
 Transformer", keeps parameters and compute equal the same way). No FFN biases, as in Shazeer.
+Linear weights start at ``N(0, 1/fan_in)`` (residual output projections also ``/ sqrt(2L)``),
+the tied token embedding / head at ``N(0, 1/d)``, positions at ``N(0, 0.02^2)``.
 
 The activation module sits at ``blocks.{i}.ffn.act``; its output ``(B, T, h)`` is the hidden
 activation whose zeros, dead units and gradient :func:`gradsight.watch` and the ``llm_ffn``
@@ -161,14 +163,22 @@ class CharTransformer(nn.Module):
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.head.weight = self.tok.weight  # tied, as in GPT-2
         self.apply(self._init)
+        # the tied token embedding / head is the head's Linear of fan-in d: logits start ~N(0, 1)
+        nn.init.normal_(self.tok.weight, 0.0, 1.0 / math.sqrt(cfg.d_model))
         # GPT-2: residual-branch outputs scaled by 1/sqrt(2L) so the stream's variance stays ~1
         for name, p in self.named_parameters():
             if name.endswith(("attn.proj.weight", "ffn.down.weight")):
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layers))
+                nn.init.normal_(p, 0.0, 1.0 / math.sqrt(p.shape[1] * 2 * cfg.n_layers))
 
     @staticmethod
     def _init(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear | nn.Embedding):
+        # Linear weights ~ N(0, 1/fan_in): pre-activations start at unit scale at any width.
+        # GPT-2's fixed std 0.02 is that scale only near d = 2500; at d = 64 it starts the
+        # FFN pre-activations at std ~0.16, and a gated unit f(a) * b -- a product of two such
+        # numbers -- then starts ~10x smaller than a plain one and learns visibly later.
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 1.0 / math.sqrt(m.in_features))
+        elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, 0.0, 0.02)
 
     def ffn_sites(self) -> list[tuple[str, nn.Module]]:

@@ -1,0 +1,503 @@
+"""Experiment ``dead_neurons``: when ReLU units die, whether they stay dead, and what prevents it.
+
+A hidden unit is *dead* when its ReLU output is zero for every training sample: then its
+derivative is zero for every sample, no gradient reaches its incoming weights and bias, and
+only a change in the layers below could bring it back. The experiment measures that exactly
+(one forward pass over the whole training set at each checkpoint), not from a sample window.
+
+1. Sweep: a 4-layer ReLU MLP on digits, SGD with momentum, over learning rates × bias inits ×
+   seeds; dead fraction over training, and of the units dead at mid-training, how many are
+   still dead at the end (permanence).
+2. Remedies at the *killing* learning rate (the smallest in the sweep at which the baseline
+   ends with at least 10 points more dead units than at the smallest; see :func:`killing_lr`):
+   Leaky ReLU (α = 0.01; for it "dead" means negative for every sample, although it still gets
+   α-scaled gradient), He initialization, and a learning-rate schedule (linear warm-up over the
+   first 30 % of steps, then cosine decay) — each against the same baseline and seeds. A run
+   whose loss turns NaN is counted as diverged and left out of the dead fractions.
+3. Revival: the baseline trained inside ``gradsight.watch`` with ``mon.revive_dead(optimizer)``
+   every 50 steps (dead units' incoming weights re-initialized, optimizer state zeroed).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gradsight.lab.registry import (
+    Claim,
+    ExperimentResult,
+    Figure,
+    Progress,
+    command_for,
+    experiment,
+)
+
+NAME = "dead_neurons"
+TITLE = "Dead ReLU neurons: learning rate, bias init, remedies and revival"
+KILL_MARGIN = 0.10  # the largest lr must leave this many more units dead than the smallest
+PERMANENT = 0.90  # share of mid-training dead units still dead at the end
+PREVENTS = 0.02  # a remedy prevents dying when at most this fraction ends dead
+
+
+@dataclass(frozen=True)
+class Setup:
+    lrs: tuple[float, ...]
+    bias_inits: tuple[float | None, ...]
+    seeds: int
+    steps: int
+    depth: int = 4
+    width: int = 64
+    batch_size: int = 64
+    check_every: int = 25
+    revive_every: int = 50
+    warmup_fraction: float = 0.3
+
+
+QUICK = Setup(lrs=(0.01, 0.1, 0.15, 0.3), bias_inits=(None, 0.1), seeds=3, steps=300)
+FULL = Setup(lrs=(0.003, 0.01, 0.03, 0.1, 0.15, 0.2, 0.3, 1.0),
+             bias_inits=(None, -0.1, 0.0, 0.1, 0.5), seeds=5, steps=1000)
+
+
+# ------------------------------------------------------------------------- pure verdicts
+
+def kill_verdict(
+    dead_by_lr: dict[float, float], still_dead: float | None, margin: float = KILL_MARGIN,
+    permanent: float = PERMANENT,
+) -> tuple[str, str]:
+    """Verdict on "large learning rates kill ReLU neurons permanently".
+
+    ``dead_by_lr``: final dead fraction (mean over seeds) per learning rate, diverged runs left
+    out. ``still_dead``: of the units dead at mid-training at the largest learning rate, the
+    share still dead at the end (None when none were dead).
+
+    Kills: the largest lr ends with at least ``margin`` more dead units than the smallest.
+    Permanent: ``still_dead`` ≥ ``permanent``. Kills and permanent → supported; kills but units
+    come back → nuanced; no kill → refuted.
+
+    >>> kill_verdict({0.01: 0.03, 0.3: 0.65}, 1.0)[0]
+    'supported'
+    >>> kill_verdict({0.01: 0.03, 0.3: 0.65}, 0.5)[0]
+    'nuanced'
+    >>> kill_verdict({0.01: 0.03, 0.3: 0.05}, None)[0]
+    'refuted'
+    """
+    lo, hi = min(dead_by_lr), max(dead_by_lr)
+    rise = dead_by_lr[hi] - dead_by_lr[lo]
+    head = (
+        f"Dead fraction at the end: {dead_by_lr[lo]:.1%} at lr {lo:g}, {dead_by_lr[hi]:.1%} at "
+        f"lr {hi:g}."
+    )
+    if rise < margin:
+        return "refuted", head + f" The largest learning rate killed fewer than {margin:.0%} more units."
+    if still_dead is None or still_dead < permanent:
+        shown = "none" if still_dead is None else f"{still_dead:.0%}"
+        return "nuanced", head + (
+            f" Large learning rates kill units, but not for good: of the units dead at "
+            f"mid-training, {shown} were still dead at the end (the layers below moved)."
+        )
+    return "supported", head + (
+        f" And it is permanent: {still_dead:.0%} of the units dead at mid-training were still "
+        "dead at the end, since a unit that is zero for every sample gets no gradient."
+    )
+
+
+def remedy_verdict(
+    baseline: float, remedies: dict[str, float | None], floor: float = 0.0,
+    prevents: float = PREVENTS,
+) -> tuple[str, str, dict[str, str]]:
+    """Verdict on "Leaky ReLU, careful initialization and learning-rate scheduling prevent dead
+    neurons" from final dead fractions at the killing learning rate.
+
+    ``remedies[name]`` is the remedy's final dead fraction (mean over seeds that trained), or
+    None when most of its seeds diverged (NaN loss): a remedy that trades dead units for a
+    diverged run prevents nothing. ``floor`` is the dead fraction a small learning rate ends
+    with (units that never activate on this data). A remedy *prevents* when it ends with at
+    most ``floor + prevents`` dead, *reduces* when it at least halves the baseline, else *does
+    not help*. All prevent → supported; none prevents or reduces → refuted; otherwise nuanced.
+    A baseline within ``floor + prevents`` leaves nothing to prevent → nuanced.
+
+    >>> remedy_verdict(0.6, {"leaky_relu": 0.0, "he_init": 0.01, "warmup": 0.0})[0]
+    'supported'
+    >>> remedy_verdict(0.6, {"leaky_relu": None, "he_init": 0.6, "warmup": 0.02})[0]
+    'nuanced'
+    >>> remedy_verdict(0.6, {"leaky_relu": None, "he_init": 0.6, "warmup": 0.5})[0]
+    'refuted'
+    """
+    status = {
+        k: "diverged" if v is None
+        else "prevents" if v <= floor + prevents
+        else "reduces" if v <= baseline / 2 else "does not help"
+        for k, v in remedies.items()
+    }
+    listing = ", ".join(
+        f"{k} {'—' if remedies[k] is None else format(remedies[k], '.1%')} ({status[k]})"
+        for k in remedies
+    )
+    head = (
+        f"Baseline ReLU ends with {baseline:.1%} dead (a small learning rate: {floor:.1%}); with "
+        f"each remedy: {listing}."
+    )
+    if baseline <= floor + prevents:
+        return "nuanced", head + " The baseline barely lost units, so there was little to prevent.", status
+    if all(s == "prevents" for s in status.values()):
+        return "supported", head, status
+    if all(s in ("does not help", "diverged") for s in status.values()):
+        return "refuted", head + " None of them helped at this learning rate.", status
+    return "nuanced", head + " Not every remedy is enough on its own at this learning rate.", status
+
+
+# ------------------------------------------------------------------------- measurement
+
+@dataclass
+class Run:
+    """One training run: dead fraction (and per-unit masks) at each checkpoint."""
+
+    steps: list[int] = field(default_factory=list)
+    dead: list[float] = field(default_factory=list)
+    masks: list[torch.Tensor] = field(default_factory=list)  # (units,) bool per checkpoint
+    test_acc: float = 0.0
+    diverged: bool = False
+    revived_units: int = 0
+    seconds: float = 0.0
+
+    def still_dead(self) -> tuple[int, int]:
+        """(units dead at mid-training, of those still dead at the end)."""
+        mid = self.masks[len(self.masks) // 2]
+        return int(mid.sum()), int((mid & self.masks[-1]).sum())
+
+
+def dead_mask(model: Any, X: torch.Tensor) -> torch.Tensor:
+    """(units,) bool: hidden units whose pre-activation is ≤ 0 for every row of ``X``.
+
+    For ReLU that is exactly "output and derivative zero for every sample" (ReLU'(0) = 0).
+    """
+    with torch.no_grad():
+        _, hs = model.forward_with_preactivations(X)  # depth × (N, width)
+    return torch.cat([(h <= 0).all(dim=0) for h in hs])
+
+
+def warmup_cosine(step: int, steps: int, peak: float, warmup_fraction: float) -> float:
+    """Linear warm-up from peak/warm to ``peak`` over the first ``warmup_fraction`` of steps,
+    then cosine decay to 0."""
+    warm = max(1, int(round(warmup_fraction * steps)))
+    if step < warm:
+        return peak * (step + 1) / warm
+    t = (step - warm) / max(1, steps - warm)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def train_one(
+    ds: Any, setup: Setup, *, lr: float, seed: int, activation: str = "relu",
+    init: str = "pytorch_default", bias_init: float | None = None, schedule: str = "constant",
+    revive: bool = False,
+) -> Run:
+    """Train one MLP with SGD + momentum 0.9, checking the dead mask every ``check_every`` steps."""
+    from gradsight.lab.data import batches
+    from gradsight.lab.models import MLP
+
+    model = MLP(ds.n_features, ds.n_classes, depth=setup.depth, width=setup.width,
+                activation=activation, init=init, bias_init=bias_init, seed=seed)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    idx = batches(len(ds.y_train), setup.batch_size, setup.steps, seed)  # (steps, B)
+    run = Run()
+    start = time.perf_counter()
+
+    def check(step: int) -> None:
+        mask = dead_mask(model, ds.X_train)
+        run.steps.append(step)
+        run.masks.append(mask)
+        run.dead.append(float(mask.float().mean()))
+
+    monitor = None
+    if revive:
+        from gradsight.monitor import watch
+
+        monitor = watch(model, every=1, window=8, check_nonfinite=False).__enter__()
+    try:
+        check(0)
+        for step in range(setup.steps):
+            for group in opt.param_groups:
+                group["lr"] = (
+                    warmup_cosine(step, setup.steps, lr, setup.warmup_fraction)
+                    if schedule == "warmup_cosine" else lr
+                )
+            b = idx[step]
+            loss = F.cross_entropy(model(ds.X_train[b]), ds.y_train[b])
+            if not torch.isfinite(loss):
+                run.diverged = True
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if monitor is not None:
+                monitor.step()
+                if (step + 1) % setup.revive_every == 0 and step + 1 < setup.steps:
+                    revived = monitor.revive_dead(opt)
+                    run.revived_units += sum(len(v) for v in revived.values())
+            if (step + 1) % setup.check_every == 0 or step + 1 == setup.steps:
+                check(step + 1)
+    finally:
+        if monitor is not None:
+            monitor.__exit__(None, None, None)
+    with torch.no_grad():
+        run.test_acc = float((model(ds.X_test).argmax(1) == ds.y_test).double().mean())
+    run.seconds = time.perf_counter() - start
+    return run
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return float(statistics.fmean(xs)) if xs else float("nan")
+
+
+def _summary(label: dict[str, Any], runs: list[Run]) -> dict[str, Any]:
+    ok = [r for r in runs if not r.diverged]
+    mid = sum(r.still_dead()[0] for r in ok)
+    kept = sum(r.still_dead()[1] for r in ok)
+    return {
+        **label,
+        "dead_at_start": _mean([r.dead[0] for r in ok]),
+        "dead_at_mid": _mean([r.dead[len(r.dead) // 2] for r in ok]),
+        "dead_at_end": _mean([r.dead[-1] for r in ok]),
+        "dead_at_end_per_seed": [round(r.dead[-1], 4) for r in ok],
+        "still_dead_of_mid": (kept / mid) if mid else None,
+        "test_acc": _mean([r.test_acc for r in ok]),
+        "diverged": f"{len(runs) - len(ok)}/{len(runs)}",
+    }
+
+
+def killing_lr(dead_per_seed_by_lr: dict[float, list[float | None]], margin: float = KILL_MARGIN) -> float:
+    """The smallest learning rate whose runs end with at least ``margin`` more dead units than
+    at the smallest learning rate (mean over seeds that did not diverge, given as None); the
+    largest learning rate that trained when none does.
+
+    >>> killing_lr({0.01: [0.03, 0.03], 0.1: [0.02, None], 0.15: [0.45, None], 0.3: [0.6, 0.7]})
+    0.15
+    """
+    means = {
+        lr: statistics.fmean(v for v in d if v is not None)
+        for lr, d in dead_per_seed_by_lr.items() if any(v is not None for v in d)
+    }
+    if not means:
+        return min(dead_per_seed_by_lr)
+    floor = means[min(means)]
+    killing = [lr for lr in sorted(means) if means[lr] >= floor + margin]
+    return killing[0] if killing else max(means)
+
+
+def _dead_or_none(row: dict[str, Any]) -> float | None:
+    """A summary row's final dead fraction, or None when most of its seeds diverged."""
+    n_div, n = (int(x) for x in row["diverged"].split("/"))
+    if 2 * n_div > n or math.isnan(row["dead_at_end"]):
+        return None
+    return round(row["dead_at_end"], 4)
+
+
+def _pct_or_dash(v: float) -> str:
+    return "—" if math.isnan(v) else f"{v:.0%}"
+
+
+def _curve(runs: list[Run]) -> tuple[list[int], list[float]]:
+    ok = [r for r in runs if not r.diverged]
+    if not ok:
+        return [], []
+    steps = ok[0].steps
+    return steps, [statistics.median(r.dead[i] for r in ok) for i in range(len(steps))]
+
+
+def _figure(sweep: dict[tuple[float, Any], list[Run]], remedies: dict[str, list[Run]],
+            setup: Setup, kill_lr: float) -> Figure:
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    cmap = plt.get_cmap("viridis")
+    for i, lr in enumerate(setup.lrs):
+        steps, dead = _curve(sweep[(lr, None)])
+        if steps:
+            a.plot(steps, dead, color=cmap(i / max(1, len(setup.lrs) - 1)), label=f"lr {lr:g}")
+    a.set_xlabel("step")
+    a.set_ylabel("dead fraction of hidden units (median over seeds)")
+    a.set_title("ReLU MLP, PyTorch default init: learning rate")
+    a.legend(fontsize=8)
+    for name, runs in remedies.items():
+        steps, dead = _curve(runs)
+        if steps:
+            b.plot(steps, dead, label=name, lw=2 if name == "baseline" else 1.3)
+    b.set_xlabel("step")
+    b.set_title(f"Remedies and revival at lr {kill_lr:g}")
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    return Figure.from_matplotlib(
+        fig,
+        "Dead units over training",
+        "Dead = pre-activation ≤ 0 for every training sample (for Leaky ReLU: stuck negative, "
+        "though it still gets α-scaled gradient). Medians over seeds; diverged runs left out.",
+    )
+
+
+@experiment(NAME, TITLE, order=30, quick_budget_s=30)
+def run(quick: bool, progress: Progress) -> ExperimentResult:
+    """Sweep learning rate × bias init, then remedies and revival; see the module docstring."""
+    from gradsight.lab import data
+
+    setup = QUICK if quick else FULL
+    ds = data.load("digits")
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is as fast and immune to barrier stalls
+    total = len(setup.lrs) * len(setup.bias_inits) * setup.seeds + 4 * setup.seeds
+    done = 0
+    sweep: dict[tuple[float, Any], list[Run]] = {}
+    try:
+        for bias in setup.bias_inits:
+            for lr in setup.lrs:
+                runs = []
+                for seed in range(setup.seeds):
+                    runs.append(train_one(ds, setup, lr=lr, seed=seed, bias_init=bias))
+                    done += 1
+                    progress(done, total, f"lr {lr:g} bias {bias}")
+                sweep[(lr, bias)] = runs
+        kill_lr = killing_lr({lr: [None if r.diverged else r.dead[-1] for r in sweep[(lr, None)]]
+                              for lr in setup.lrs})
+        arms = {
+            "leaky_relu": {"activation": "leaky_relu"},
+            "he_init": {"init": "he"},
+            "warmup_cosine": {"schedule": "warmup_cosine"},
+            "revive_dead": {"revive": True},
+        }
+        remedies: dict[str, list[Run]] = {"baseline": sweep[(kill_lr, None)]}
+        for arm, kw in arms.items():
+            runs = []
+            for seed in range(setup.seeds):
+                runs.append(train_one(ds, setup, lr=kill_lr, seed=seed, **kw))
+                done += 1
+                progress(done, total, arm)
+            remedies[arm] = runs
+    finally:
+        torch.set_num_threads(threads_before)
+
+    rows = [
+        _summary({"part": "sweep", "lr": lr, "bias_init": "pytorch_default" if b is None else b}, rs)
+        for (lr, b), rs in sweep.items()
+    ]
+    remedy_rows = [_summary({"part": "remedy", "lr": kill_lr, "arm": k}, rs) for k, rs in remedies.items()]
+    for row, (arm, rs) in zip(remedy_rows, remedies.items(), strict=True):
+        row["revived_units"] = sum(r.revived_units for r in rs) if arm == "revive_dead" else None
+    rows += remedy_rows
+
+    default_rows = {r["lr"]: r for r in rows if r["part"] == "sweep" and r["bias_init"] == "pytorch_default"}
+    trained = [lr for lr in setup.lrs if not math.isnan(default_rows[lr]["dead_at_end"])]
+    dead_by_lr = {lr: default_rows[lr]["dead_at_end"] for lr in trained}
+    still = default_rows[max(trained)]["still_dead_of_mid"] if trained else None
+    verdict1, text1 = kill_verdict(dead_by_lr, still)
+    by_bias = {
+        str(r["bias_init"]): round(r["dead_at_end"], 4)
+        for r in rows if r["part"] == "sweep" and r["lr"] == kill_lr
+    }
+    text1 += " At lr {:g} by bias init: {}.".format(
+        kill_lr, ", ".join(f"{k} → {v:.1%}" for k, v in by_bias.items())
+    )
+    diverged = {lr: default_rows[lr]["diverged"] for lr in setup.lrs
+                if not default_rows[lr]["diverged"].startswith("0/")}
+    if diverged:
+        text1 += (" Runs that diverged (NaN loss) are left out: "
+                  + ", ".join(f"{v} at lr {lr:g}" for lr, v in diverged.items()) + "; dying and "
+                  "diverging are two outcomes of the same too-large step.")
+    acc_kill = default_rows[max(trained)]["test_acc"] if trained else float("nan")
+    text1 += f" Test accuracy at lr {max(trained):g}: {acc_kill:.0%}." if trained else ""
+    claim1 = Claim(
+        id="dead_neurons.large_lr_kills",
+        claim="Large learning rates kill ReLU neurons permanently",
+        verdict=verdict1,  # type: ignore[arg-type]
+        evidence={
+            "dead_at_end_by_lr": {f"{k:g}": round(v, 4) for k, v in dead_by_lr.items()},
+            "smallest_lr": min(dead_by_lr),
+            "largest_lr": max(dead_by_lr),
+            "dead_at_smallest_lr": round(dead_by_lr[min(dead_by_lr)], 4),
+            "dead_at_largest_lr": round(dead_by_lr[max(dead_by_lr)], 4),
+            "still_dead_at_end": None if still is None else round(still, 4),
+            "dead_at_end_by_bias_init": by_bias,
+            "test_acc_at_largest_lr": round(acc_kill, 4),
+            "diverged_runs_by_lr": {f"{k:g}": v for k, v in diverged.items()},
+            "seeds": setup.seeds,
+        },
+        command=command_for(NAME, quick),
+        explanation=text1,
+    )
+    rem = {r["arm"]: r for r in remedy_rows}
+    base = rem["baseline"]["dead_at_end"]
+    named = {"leaky_relu": "Leaky ReLU", "he_init": "He init", "warmup_cosine": "warm-up + cosine"}
+    remedy_dead = {named[k]: _dead_or_none(rem[k]) for k in named}
+    floor = dead_by_lr[min(trained)] if trained else 0.0
+    verdict2, text2, status = remedy_verdict(base, remedy_dead, floor)
+    safe = [lr for lr in trained if dead_by_lr[lr] <= floor + PREVENTS
+            and default_rows[lr]["diverged"].startswith("0/")]
+    if safe:
+        text2 += (f" A smaller step is the plain remedy: at lr {max(safe):g} the baseline ends with "
+                  f"{dead_by_lr[max(safe)]:.1%} dead.")
+    rev = rem["revive_dead"]
+    text2 += (
+        f" Revival with mon.revive_dead every {setup.revive_every} steps: "
+        + ("most runs diverged" if _dead_or_none(rev) is None else f"{rev['dead_at_end']:.1%} dead at the end")
+        + f" ({rev['revived_units']} units re-initialized over {setup.seeds} runs, "
+        f"{rev['diverged']} diverged). Test accuracy (runs that trained): "
+        + ", ".join(f"{k} {_pct_or_dash(rem[k]['test_acc'])}" for k in ("baseline", *named, "revive_dead"))
+        + "."
+    )
+    claim2 = Claim(
+        id="dead_neurons.remedies_prevent",
+        claim="Leaky ReLU, careful initialization and learning-rate scheduling prevent dead neurons",
+        verdict=verdict2,  # type: ignore[arg-type]
+        evidence={
+            "lr": kill_lr,
+            "baseline_dead": round(base, 4),
+            "small_lr_dead": round(floor, 4),
+            "remedy_dead": remedy_dead,
+            "remedy_status": status,
+            "remedy_test_acc": {k: round(rem[k]["test_acc"], 4) for k in rem},
+            "revival_dead_before": round(base, 4),
+            "revival_dead_after": _dead_or_none(rev),
+            "diverged_runs": {k: rem[k]["diverged"] for k in rem},
+            "revived_units": rev["revived_units"],
+            "seeds": setup.seeds,
+        },
+        command=command_for(NAME, quick),
+        explanation=text2,
+    )
+    curves = {
+        f"lr {lr:g} bias {b}": dict(zip(("steps", "dead_median"), _curve(rs), strict=True))
+        for (lr, b), rs in sweep.items()
+    }
+    curves.update({f"remedy {k}": dict(zip(("steps", "dead_median"), _curve(rs), strict=True)) for k, rs in remedies.items()})
+    scale = (
+        f"MLP {setup.depth}×{setup.width} ReLU on digits (1,437 training images), SGD momentum 0.9, "
+        f"batch {setup.batch_size}, {setup.steps} steps; {setup.seeds} seeds per cell; dead "
+        f"checked on the full training set every {setup.check_every} steps; learning rates "
+        f"{', '.join(f'{lr:g}' for lr in setup.lrs)}; bias inits "
+        f"{', '.join('default' if b is None else f'{b:g}' for b in setup.bias_inits)}; 1 torch thread."
+    )
+    return ExperimentResult(
+        name=NAME,
+        title=TITLE,
+        summary=(
+            "How many ReLU units end up zero for every training sample as the learning rate and "
+            "the bias init change, whether they come back, and what Leaky ReLU, He init, a "
+            "warm-up schedule and gradsight's revive_dead do about it — each measured against the "
+            "same baseline and seeds."
+        ),
+        command=command_for(NAME, quick),
+        quick=quick,
+        scale=scale,
+        rows=rows,
+        data={"kill_lr": kill_lr, "curves": curves},
+        figures=[_figure(sweep, remedies, setup, kill_lr)],
+        claims=[claim1, claim2],
+    )

@@ -1,0 +1,337 @@
+"""Experiment ``training_speed``: steps and seconds to a target accuracy, per activation.
+
+"ReLU networks converge faster than sigmoid ones" depends on what else is fixed. Each setting
+(data set × depth × optimizer × init family) trains MLPs of every activation on a small
+learning-rate grid and several seeds, all of one activation at once with the ensemble trainer
+(:func:`gradsight.lab.ensemble.train_ensemble`): seeds × learning rates × inits share one
+stacked run. Per activation the learning rate with the fewest median steps to the target test
+accuracy is kept (the way Krizhevsky et al. tuned each network separately), and ReLU is
+compared with sigmoid setting by setting, seed spread included.
+
+Init families: ``default`` is PyTorch's default Linear init for every activation; ``matched``
+gives each activation the init designed for it (Xavier for sigmoid and tanh, He otherwise).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from gradsight.lab.registry import (
+    Claim,
+    ExperimentResult,
+    Figure,
+    Progress,
+    command_for,
+    experiment,
+)
+
+NAME = "training_speed"
+TITLE = "Training speed: steps to a target accuracy per activation"
+MATCHED_INIT = {"sigmoid": "xavier", "tanh": "xavier"}  # every other activation: "he"
+LRS = {"momentum": (0.01, 0.1, 1.0), "adam": (1e-3, 3e-3, 1e-2)}
+TARGETS = {"digits": 0.9, "mnist1d": 0.5}  # test accuracy (MLPs top out near 0.6 on MNIST-1D)
+
+
+def matched_init(activation: str) -> str:
+    """The init designed for ``activation``: Xavier for sigmoid/tanh, He for the ReLU family."""
+    return MATCHED_INIT.get(activation, "he")
+
+
+@dataclass(frozen=True)
+class Grid:
+    datasets: tuple[str, ...]
+    depths: tuple[int, ...]
+    activations: tuple[str, ...]
+    optimizers: tuple[str, ...]
+    seeds: int
+    steps: int
+    width: int = 64
+    batch_size: int = 64
+    eval_every: int = 20
+
+
+QUICK = Grid(("digits",), (5, 10), ("sigmoid", "relu"), ("momentum", "adam"), 3, 300)
+FULL = Grid(
+    ("digits", "mnist1d"), (5, 10, 20),
+    ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu"), ("momentum", "adam"), 3, 1000,
+    eval_every=25,
+)
+
+
+# ------------------------------------------------------------------------- pure functions
+
+def _key(steps: int | None) -> float:
+    return float("inf") if steps is None else float(steps)
+
+
+def median_steps(steps: Sequence[int | None]) -> float:
+    """Median steps to target over seeds; a seed that never reached it counts as infinite."""
+    return statistics.median(_key(s) for s in steps)
+
+
+def best_lr(per_lr: dict[float, Sequence[int | None]]) -> float:
+    """The learning rate whose seeds reach the target in the fewest median steps (ties: the
+    one with more seeds reaching it, then the smaller lr)."""
+    return min(
+        per_lr,
+        key=lambda lr: (median_steps(per_lr[lr]), -sum(s is not None for s in per_lr[lr]), lr),
+    )
+
+
+def compare(a: Sequence[int | None], b: Sequence[int | None]) -> str:
+    """Which of two activations reached the target first, seeds included.
+
+    ``"a"`` when every seed of a beat every seed of b (ranges do not overlap, a never-reached
+    seed counts as infinite), ``"b"`` symmetrically, ``"neither"`` when no seed of either
+    reached it, else ``"tie"`` (the seed ranges overlap).
+
+    >>> compare([100, 120, 110], [300, None, 250])
+    'a'
+    >>> compare([100, 300], [200, 250])
+    'tie'
+    """
+    if all(s is None for s in a) and all(s is None for s in b):
+        return "neither"
+    if max(_key(s) for s in a) < min(_key(s) for s in b):
+        return "a"
+    if max(_key(s) for s in b) < min(_key(s) for s in a):
+        return "b"
+    return "tie"
+
+
+def speed_verdict(outcomes: dict[str, str]) -> tuple[str, str]:
+    """Verdict on "ReLU networks converge faster than sigmoid ones" from per-setting outcomes.
+
+    ``outcomes`` maps a setting label to :func:`compare` of (relu, sigmoid): ``"a"`` ReLU faster,
+    ``"b"`` sigmoid faster, ``"tie"``, ``"neither"``. Settings where neither trained are left
+    out of the verdict (they are reported). ReLU faster in every remaining setting → supported;
+    in none → refuted; in some → nuanced. No setting where either trained → nuanced (nothing
+    could be compared).
+
+    >>> speed_verdict({"d5": "a", "d10": "a", "d20": "neither"})[0]
+    'supported'
+    >>> speed_verdict({"d5": "a", "d10": "tie"})[0]
+    'nuanced'
+    """
+    decided = {k: v for k, v in outcomes.items() if v != "neither"}
+    wins = [k for k, v in decided.items() if v == "a"]
+    losses = [k for k, v in decided.items() if v == "b"]
+    ties = [k for k, v in decided.items() if v == "tie"]
+    neither = [k for k, v in outcomes.items() if v == "neither"]
+    tail = f" Neither reached the target in: {', '.join(neither)}." if neither else ""
+    if not decided:
+        return "nuanced", "Neither ReLU nor sigmoid reached the target in any setting." + tail
+    if len(wins) == len(decided):
+        return "supported", (
+            f"ReLU reached the target first in all {len(decided)} settings where either did, "
+            f"with no overlap between seeds." + tail
+        )
+    if not wins:
+        return "refuted", (
+            f"ReLU was never clearly faster: sigmoid faster in {len(losses)}, seed ranges "
+            f"overlapping in {len(ties)} of {len(decided)} settings." + tail
+        )
+    parts = [f"ReLU faster in {', '.join(wins)}"]
+    if losses:
+        parts.append(f"sigmoid faster in {', '.join(losses)}")
+    if ties:
+        parts.append(f"no clear difference in {', '.join(ties)}")
+    return "nuanced", "It depends on the setting: " + "; ".join(parts) + "." + tail
+
+
+# ------------------------------------------------------------------------- measurement
+
+def _setting_label(ds: str, depth: int, opt: str, init: str) -> str:
+    return f"{ds}/depth {depth}/{opt}/{init} init"
+
+
+def _train_activation(
+    ds: Any, grid: Grid, depth: int, activation: str, optimizer: str
+) -> tuple[dict[str, dict[float, list[Any]]], float]:
+    """Train seeds × lrs × {default, matched} inits of one activation together.
+
+    Returns ({init family: {lr: [TrainResult per seed]}}, ensemble seconds).
+    """
+    from gradsight.lab.ensemble import train_ensemble
+    from gradsight.lab.models import MLP
+    from gradsight.lab.training import TrainConfig
+
+    families = {"default": "pytorch_default", "matched": matched_init(activation)}
+    keys, nets, lrs, seeds = [], [], [], []
+    for fam, init in families.items():
+        for lr in LRS[optimizer]:
+            for seed in range(grid.seeds):
+                keys.append((fam, lr))
+                nets.append(MLP(ds.n_features, ds.n_classes, depth=depth, width=grid.width,
+                                activation=activation, init=init, seed=1000 * depth + seed))
+                lrs.append(lr)
+                seeds.append(seed)
+    config = TrainConfig(steps=grid.steps, batch_size=grid.batch_size, optimizer=optimizer,
+                         eval_every=grid.eval_every, eval_train_max=500)
+    start = time.perf_counter()
+    runs = train_ensemble(nets, ds, config, lrs=lrs, seeds=seeds)
+    seconds = time.perf_counter() - start
+    out: dict[str, dict[float, list[Any]]] = {}
+    for (fam, lr), run in zip(keys, runs, strict=True):
+        out.setdefault(fam, {}).setdefault(lr, []).append(run)
+    return out, seconds
+
+
+def _figure(rows: list[dict[str, Any]], activations: Sequence[str]) -> Figure:
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(settings) + 2), 4.2))
+    width = 0.8 / len(activations)
+    cap = max([s for r in rows for s in r["steps_per_seed"] if s is not None] + [1]) * 1.15
+    colors = plt.get_cmap("tab10")
+    for j, act in enumerate(activations):
+        for i, setting in enumerate(settings):
+            row = next((r for r in rows if r["setting"] == setting and r["activation"] == act), None)
+            if row is None:
+                continue
+            x = i + (j - (len(activations) - 1) / 2) * width
+            ys = [cap if s is None else s for s in row["steps_per_seed"]]
+            ax.scatter([x] * len(ys), ys, color=colors(j), s=14, zorder=3,
+                       marker="o", label=act if i == 0 else None)
+            med = cap if row["median_steps"] is None else min(row["median_steps"], cap)
+            ax.plot([x - width / 2.5, x + width / 2.5], [med] * 2, color=colors(j), lw=2)
+    ax.axhline(cap, color="#999", lw=0.8, ls=":")
+    ax.text(len(settings) - 0.5, cap, "not reached", ha="right", va="bottom", fontsize=8, color="#666")
+    ax.set_xticks(range(len(settings)))
+    ax.set_xticklabels([s.replace("/", "\n") for s in settings], fontsize=7)
+    ax.set_ylabel("steps to target test accuracy")
+    ax.legend(fontsize=8, ncol=len(activations))
+    fig.tight_layout()
+    return Figure.from_matplotlib(
+        fig,
+        "Steps to the target accuracy, per setting and activation",
+        "Dots: seeds at each activation's best learning rate; bars: medians; dotted line: "
+        "the target was not reached within the step budget.",
+    )
+
+
+@experiment(NAME, TITLE, order=20, quick_budget_s=45)
+def run(quick: bool, progress: Progress) -> ExperimentResult:
+    """Train the grid and compare steps to target accuracy; see the module docstring."""
+    from gradsight.lab import data
+    from gradsight.lab.training import steps_to_target
+
+    grid = QUICK if quick else FULL
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matmuls: one thread is as fast and immune to barrier stalls
+    total = len(grid.datasets) * len(grid.depths) * len(grid.activations) * len(grid.optimizers)
+    done = 0
+    rows: list[dict[str, Any]] = []
+    outcomes: dict[str, str] = {}
+    per_setting: dict[str, dict[str, list[int | None]]] = {}
+    curves: dict[str, Any] = {}
+    try:
+        for ds_name in grid.datasets:
+            ds = data.load(ds_name)
+            target = TARGETS[ds_name]
+            for depth in grid.depths:
+                for opt in grid.optimizers:
+                    for act in grid.activations:
+                        by_fam, seconds = _train_activation(ds, grid, depth, act, opt)
+                        n_models = sum(len(v) for f in by_fam.values() for v in f.values())
+                        for fam, per_lr in by_fam.items():
+                            steps = {lr: [steps_to_target(r, target) for r in rs]
+                                     for lr, rs in per_lr.items()}
+                            lr = best_lr(steps)
+                            runs = per_lr[lr]
+                            label = _setting_label(ds_name, depth, opt, fam)
+                            per_setting.setdefault(label, {})[act] = steps[lr]
+                            med = median_steps(steps[lr])
+                            sec_per_step = seconds / n_models / grid.steps
+                            rows.append({
+                                "setting": label,
+                                "activation": act,
+                                "init": "pytorch_default" if fam == "default" else matched_init(act),
+                                "best_lr": lr,
+                                "median_steps": med if med != float("inf") else None,
+                                "steps_per_seed": steps[lr],
+                                "reached": f"{sum(s is not None for s in steps[lr])}/{len(runs)}",
+                                "median_seconds": (med * sec_per_step) if med != float("inf") else None,
+                                "final_test_acc": statistics.median(r.final.test_acc for r in runs),
+                                "diverged": sum(r.diverged for r in runs),
+                            })
+                            curves[f"{label}/{act}"] = {
+                                "steps": [p.step for p in runs[0].history],
+                                "test_acc_per_seed": [[p.test_acc for p in r.history] for r in runs],
+                            }
+                        done += 1
+                        progress(done, total, f"{ds_name} d{depth} {opt} {act}")
+    finally:
+        torch.set_num_threads(threads_before)
+
+    for label, per_act in per_setting.items():
+        if "relu" in per_act and "sigmoid" in per_act:
+            outcomes[label] = compare(per_act["relu"], per_act["sigmoid"])
+    verdict, text = speed_verdict(outcomes)
+    wins = sum(v == "a" for v in outcomes.values())
+    losses = sum(v == "b" for v in outcomes.values())
+    fastest = {}
+    for label, per_act in per_setting.items():
+        best = min(per_act, key=lambda a: median_steps(per_act[a]))
+        fastest[label] = best if median_steps(per_act[best]) != float("inf") else "none reached"
+    med = {f"{label}": {a: (None if median_steps(s) == float("inf") else median_steps(s))
+                        for a, s in per_act.items() if a in ("relu", "sigmoid")}
+           for label, per_act in per_setting.items()}
+    text += (
+        " Per activation the best of a 3-value learning-rate grid was used; 'default' is "
+        "PyTorch's Linear init, 'matched' is Xavier for sigmoid and He for ReLU. Target: "
+        + ", ".join(f"{TARGETS[d]:.0%} test accuracy on {d}" for d in grid.datasets) + "."
+    )
+    claim = Claim(
+        id="training_speed.relu_converges_faster",
+        claim="ReLU networks converge faster than sigmoid ones",
+        verdict=verdict,  # type: ignore[arg-type]
+        evidence={
+            "settings": len(outcomes),
+            "relu_faster_settings": wins,
+            "sigmoid_faster_settings": losses,
+            "outcome_per_setting": {k: {"a": "relu faster", "b": "sigmoid faster"}.get(v, v)
+                                    for k, v in outcomes.items()},
+            "median_steps_relu_vs_sigmoid": med,
+            "fastest_activation": fastest,
+            "seeds": grid.seeds,
+            "step_budget": grid.steps,
+        },
+        command=command_for(NAME, quick),
+        explanation=text,
+    )
+    scale = (
+        f"MLPs of width {grid.width}, depth {', '.join(map(str, grid.depths))}; "
+        f"{', '.join(grid.datasets)}; {grid.steps} steps of batch {grid.batch_size}; "
+        f"{grid.seeds} seeds × 3 learning rates × 2 init families per activation, trained "
+        f"together with torch.func; activations {', '.join(grid.activations)}; evaluated every "
+        f"{grid.eval_every} steps (the resolution of 'steps to target'). Seconds are the "
+        "ensemble's wall time per model, 1 torch thread."
+    )
+    return ExperimentResult(
+        name=NAME,
+        title=TITLE,
+        summary=(
+            "Steps (and seconds) to a target test accuracy for each activation, per data set, "
+            "depth, optimizer and init family, at each activation's best learning rate, with the "
+            "spread over seeds."
+        ),
+        command=command_for(NAME, quick),
+        quick=quick,
+        scale=scale,
+        rows=rows,
+        data={"targets": {d: TARGETS[d] for d in grid.datasets}, "curves": curves,
+              "outcomes": outcomes, "lrs": {k: list(v) for k, v in LRS.items()}},
+        figures=[_figure(rows, grid.activations)],
+        claims=[claim],
+    )

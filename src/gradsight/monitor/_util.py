@@ -1,0 +1,134 @@
+"""Small helpers shared by the monitor: the never-crash guard, model unwrapping, tensor walks."""
+
+from __future__ import annotations
+
+import functools
+import math
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class GradsightWarning(RuntimeWarning):
+    """Something inside the monitor failed; the user's training went on, the failure is in
+    ``report.errors``."""
+
+
+class ErrorLog:
+    """Failures inside hooks: recorded in full, warned about once per place."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self._warned: set[str] = set()
+
+    def record(self, where: str, exc: BaseException) -> None:
+        line = f"{where}: {type(exc).__name__}: {exc}"
+        self.errors.append(line + "\n" + "".join(traceback.format_exception(exc)[-3:]))
+        if where not in self._warned:
+            self._warned.add(where)
+            warnings.warn(
+                f"gradsight monitor: {line} (training continues; see report().errors)",
+                GradsightWarning,
+                stacklevel=3,
+            )
+
+
+def guarded(where: str) -> Callable[[F], F]:
+    """Decorate a Monitor method used as a hook: an exception becomes a record, never a crash
+    in the user's loop. The method's object must have ``self.log: ErrorLog``."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the contract: never crash the loop
+                self.log.record(where, exc)
+                return None
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module whose ``named_modules`` give the names users know: DDP's ``.module`` and
+    ``torch.compile``'s ``._orig_mod`` are stripped."""
+    seen = 0
+    while seen < 8:
+        seen += 1
+        inner = getattr(model, "_orig_mod", None)
+        if isinstance(inner, nn.Module):
+            model = inner
+            continue
+        if isinstance(model, nn.parallel.DistributedDataParallel) or type(model).__name__ in (
+            "DataParallel",
+            "DistributedDataParallel",
+        ):
+            model = model.module
+            continue
+        break
+    return model
+
+
+def tensors_in(obj: Any, depth: int = 0) -> Iterator[torch.Tensor]:
+    """Every tensor in a (nested) output: tensors, tuples, lists, dicts (ModelOutput too)."""
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif depth > 4:
+        return
+    elif isinstance(obj, (tuple, list)):
+        for item in obj:
+            yield from tensors_in(item, depth + 1)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from tensors_in(item, depth + 1)
+
+
+def float_tensors(obj: Any) -> list[torch.Tensor]:
+    return [t for t in tensors_in(obj) if t.is_floating_point() or t.is_complex()]
+
+
+def all_finite(tensors: list[torch.Tensor]) -> bool:
+    """True when every element of every tensor is finite. One sum per tensor (cheap); a
+    non-finite sum (which overflow can also give) is confirmed elementwise."""
+    for t in tensors:
+        if t.numel() == 0:
+            continue
+        s = float(t.detach().sum())  # one reduction, one scalar to the host
+        if not math.isfinite(s) and not bool(torch.isfinite(t.detach()).all()):
+            return False
+    return True
+
+
+def nonfinite_counts(t: torch.Tensor) -> dict[str, Any]:
+    """nan/inf counts and the finite range of a tensor, for evidence."""
+    d = t.detach()
+    if not d.is_floating_point():
+        return {"shape": list(d.shape), "nan": 0, "inf": 0}
+    fin = torch.isfinite(d)
+    out: dict[str, Any] = {
+        "shape": list(d.shape),
+        "nan": int(torch.isnan(d).sum()),
+        "inf": int(torch.isinf(d).sum()),
+    }
+    if bool(fin.any()):
+        vals = d[fin]
+        out["min"] = float(vals.min())
+        out["max"] = float(vals.max())
+    return out
+
+
+def no_compile(fn: F) -> F:
+    """Keep torch.compile from tracing a hook: it runs eagerly at a graph break, so its Python
+    side effects (recording, registering tensor hooks) happen for real."""
+    try:
+        return torch.compiler.disable(fn)  # type: ignore[return-value]
+    except Exception:  # noqa: BLE001 - very old torch: nothing to disable
+        return fn

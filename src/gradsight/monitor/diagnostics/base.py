@@ -1,0 +1,64 @@
+"""The Diagnostic base class, the registry it fills, and the Context diagnostics read."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from gradsight.monitor.records import Finding, LayerStats, ParamStats
+
+REGISTRY: list[Diagnostic] = []
+
+
+@dataclass
+class Context:
+    """What diagnostics see: the window stats per site (forward order), the logged-step
+    history, the last parameter stats and the non-finite events."""
+
+    step: int
+    layers: list[LayerStats]
+    history: list[Any] = field(default_factory=list)  # StepRecord
+    params: list[ParamStats] = field(default_factory=list)
+    events: dict[str, Any] = field(default_factory=dict)  # phase -> NonFiniteEvent
+
+    def with_gradients(self) -> list[LayerStats]:
+        """Sites whose gradient RMS is known and positive, in forward order."""
+        return [
+            s for s in self.layers if isinstance(s.grad_rms, float) and math.isfinite(s.grad_rms) and s.grad_rms > 0
+        ]
+
+
+class Diagnostic:
+    """One diagnosis. Subclasses set the class attributes and implement ``check``; defining the
+    subclass registers one instance."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    needs: ClassVar[tuple[str, ...]] = ("layers",)
+    when: ClassVar[str] = "logged"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            REGISTRY.append(cls())
+
+    def check(self, ctx: Context) -> list[Finding]:
+        raise NotImplementedError
+
+
+def severity(value: float, warning: float, critical: float, larger_is_worse: bool = True) -> str | None:
+    """'critical' / 'warning' / None by thresholds."""
+    if not math.isfinite(value):
+        return None
+    if larger_is_worse:
+        if value >= critical:
+            return "critical"
+        if value >= warning:
+            return "warning"
+        return None
+    if value <= critical:
+        return "critical"
+    if value <= warning:
+        return "warning"
+    return None

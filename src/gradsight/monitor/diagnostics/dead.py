@@ -1,0 +1,59 @@
+"""dead_units: units whose derivative was 0 for every sample of the window (for the ReLU
+family: output 0 for every sample). They get no gradient and never recover by themselves.
+
+A site with dead_fraction >= 0.25 is named (warning; >= 0.5 critical). Deep He-initialised ReLU
+nets on random inputs show up to ~0.2 in their last layers, which stays below the threshold.
+"""
+
+from __future__ import annotations
+
+from gradsight.monitor.diagnostics.base import Context, Diagnostic, severity
+from gradsight.monitor.records import Finding
+
+
+def _sites(n: int) -> str:
+    return "1 site has" if n == 1 else f"{n} sites have"
+
+WARN, CRIT = 0.25, 0.5
+
+
+class DeadUnits(Diagnostic):
+    name = "dead"
+    kind = "dead_units"
+
+    def check(self, ctx: Context) -> list[Finding]:
+        bad = [s for s in ctx.layers if s.dead_fraction == s.dead_fraction and s.dead_fraction >= WARN]
+        if not bad:
+            return []
+        worst = max(s.dead_fraction for s in bad)
+        relu_like = any(s.activation in ("relu", "relu2", "reglu") for s in bad)
+        remedy = (
+            "revive them now with mon.revive_dead(optimizer) (re-initialises their incoming "
+            "weights and optimizer state); to prevent it, use nn.LeakyReLU(0.01) (or GELU), "
+            "He init (torch.nn.init.kaiming_normal_(w, nonlinearity='relu'), bias 0) and a "
+            "lower learning rate or warm-up"
+            if relu_like
+            else "revive them with mon.revive_dead(optimizer); lower the learning rate, "
+            "re-initialise the layer or normalise its input (nn.LayerNorm)"
+        )
+        return [
+            Finding(
+                kind=self.kind,
+                layers=tuple(s.name for s in bad),
+                severity=severity(worst, WARN, CRIT) or "warning",
+                message=(
+                    f"{_sites(len(bad))} at least {WARN:.0%} dead units (up to {worst:.1%}): "
+                    "zero for every sample in the window, they pass no gradient."
+                ),
+                evidence={
+                    "dead_fraction": {s.name: s.dead_fraction for s in bad},
+                    "dead_units": {s.name: round(s.dead_fraction * s.units) for s in bad},
+                    "units": {s.name: s.units for s in bad},
+                    "samples_per_unit": {s.name: s.samples for s in bad},
+                    "window_steps": {s.name: s.steps for s in bad},
+                    "threshold": WARN,
+                },
+                remedy=remedy,
+                step=ctx.step,
+            )
+        ]

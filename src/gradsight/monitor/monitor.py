@@ -1,0 +1,880 @@
+"""``gradsight.watch(model)``: the Monitor that hooks a model and turns each logged step into
+LayerStats, ParamStats and Findings.
+
+What runs when (the cost model; see benchmarks/monitor_overhead.py):
+
+every step    root pre/post hooks: keep references to the inputs and the CPU RNG state, one
+              sum over the model outputs (non-finite check); one gradient hook on the outputs
+              (the end-of-backward callback) and on the entry layers' outputs (one sum each:
+              backward non-finite check). No activation site is touched.
+logged step   (step % every == 0) site hooks are armed: per site one derivative and ONE
+              reduction in the forward (per-unit sum of f'(z)) and one norm in the backward;
+              the functional-activation mode is pushed inside the owner modules only; one host
+              sync in ``mon.step()``. At least PARAM_EVERY (10) steps apart also: one
+              ``_foreach_norm`` over parameter gradients and weights, and the update ratio
+              across the optimizer step.
+first NaN     the step is snapshotted and replayed later with every op checked (nonfinite.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gradsight.activations import is_inplace_call
+from gradsight.errors import GradsightError
+from gradsight.monitor import diagnostics, nonfinite
+from gradsight.monitor._util import (
+    ErrorLog,
+    all_finite,
+    float_tensors,
+    guarded,
+    no_compile,
+    unwrap,
+)
+from gradsight.monitor.capture import SiteMode, module_sites
+from gradsight.monitor.params import ParamTracker
+from gradsight.monitor.records import Finding, LayerStats, ParamStats
+from gradsight.monitor.report import Report, StepRecord
+from gradsight.monitor.sinks import Sink, make_sinks
+from gradsight.monitor.sites import (
+    CONV_LIKE_MODULES,
+    CONV_LIKE_OPS,
+    PASS_THROUGH,
+    Site,
+    functional_name,
+)
+from gradsight.monitor.stats import Observation, StatsWindow
+
+PARAM_EVERY = 10  # steps between two parameter measurements, at least
+_LINEAR_LIKE_OPS = frozenset({"linear", "matmul", "bmm", "addmm", "layer_norm", "embedding", "mm"})
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GradsightError(f"watch() {name} must be a positive integer (1, 2, ...), got {value!r}")
+    return value
+
+
+class Monitor:
+    """Watches one model. Create with :func:`watch`; use as a context manager.
+
+    >>> with gs.watch(model) as mon:            # doctest: +SKIP
+    ...     for xb, yb in loader:
+    ...         loss_fn(model(xb), yb).backward(); opt.step(); opt.zero_grad()
+    ...         mon.step()
+    >>> mon.report().findings                   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        every: int = 10,
+        window: int = 8,
+        sinks: Sequence[Sink] = (),
+        check_nonfinite: bool = True,
+    ) -> None:
+        self.model = model
+        self.root = unwrap(model)
+        self.every = every
+        self.window_size = window
+        self.check_nonfinite = check_nonfinite
+        self.log = ErrorLog()
+        self.sinks = list(sinks)
+        self.step_index = 0
+        self.closed = False
+
+        # sites
+        self._module_acts = module_sites(self.root)
+        self._site_of_module: dict[nn.Module, Site] = {}
+        self._sites_by_name: dict[str, Site] = {}
+        self.sites: list[Site] = []
+        self._owners: set[str] = set()
+        self._names = {m: n for n, m in self.root.named_modules()}
+        self._modules = {n: m for m, n in self._names.items()}
+
+        # state of the current forward
+        self._frames: list[tuple[str, dict[str, int]]] = [("", defaultdict(int))]
+        self._suppress = 0
+        self._busy = 0
+        self._owner_depth = 0
+        self._root_depth = 0
+        self._replaying = False
+        self._discovering = False
+        self._discovered = False
+        self._rediscover = False
+        self._disc_order: list[Site] = []
+        self._hint_channel = False
+        self._producers: dict[int, tuple[str, nn.Module, int | None]] = {}
+        self._keep: list[torch.Tensor] = []
+        self._entries: list[nn.Module] = []
+        self._entry_bad = False
+        self._pre_D: dict[nn.Module, tuple[torch.Tensor, int]] = {}
+
+        # step state
+        self._logged = True
+        self._obs: list[Observation] = []
+        self._inputs: tuple[Any, Any] | None = None
+        self._rng: torch.Tensor | None = None
+        self._out_grads: list[torch.Tensor | None] = []
+        self._bwd_queued = False
+        self._fwd_bad_step = -1
+
+        # results
+        self._window = StatsWindow(window)
+        self._params = ParamTracker(self.root)
+        self.history: list[StepRecord] = []
+        self._summary: Any = None
+        self._param_stats: list[ParamStats] = []
+        self._findings: list[Finding] = []
+        self.events: dict[str, nonfinite.NonFiniteEvent] = {}
+        self._pending: list[tuple[str, nonfinite.NonFiniteEvent, nonfinite.Snapshot]] = []
+
+        # hooks
+        self._mode = SiteMode(self._on_activation_call, self._mode_skip)
+        self._mode_active = False
+        self._handles: list[Any] = []  # for the monitor's lifetime
+        self._armed: list[Any] = []  # logged steps only
+        self._disc_handles: list[Any] = []
+        self._entry_handles: list[Any] = []
+        self._install()
+
+    # =====================================================================================
+    # lifecycle
+    def _install(self) -> None:
+        from torch.optim.optimizer import (
+            register_optimizer_step_post_hook,
+            register_optimizer_step_pre_hook,
+        )
+
+        r = self.root
+        self._handles.append(r.register_forward_pre_hook(self._on_root_pre, with_kwargs=True))
+        self._handles.append(
+            r.register_forward_hook(self._on_root_post, with_kwargs=True, always_call=True)
+        )
+        self._handles.append(register_optimizer_step_pre_hook(self._on_opt_pre))
+        self._handles.append(register_optimizer_step_post_hook(self._on_opt_post))
+        self._arm()
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Finish pending work and remove every hook and mode; idempotent."""
+        if self.closed:
+            return
+        try:
+            self._process_pending()
+            if self._obs:
+                self._finalize_logged()
+        except Exception as exc:  # noqa: BLE001 - closing must always remove the hooks
+            self.log.record("close", exc)
+        finally:
+            for h in self._handles + self._armed + self._disc_handles + self._entry_handles:
+                h.remove()
+            self._handles, self._armed, self._disc_handles, self._entry_handles = [], [], [], []
+            self._exit_mode(force=True)
+            self._keep.clear()
+            self._producers.clear()
+            self._inputs = None
+            self._out_grads = []
+            self.closed = True
+            for sink in self.sinks:
+                try:
+                    sink.close()
+                except Exception as exc:  # noqa: BLE001
+                    self.log.record(f"sink {type(sink).__name__}.close", exc)
+
+    # =====================================================================================
+    # the user's calls
+    def step(self) -> None:
+        """Mark the end of one optimizer step (call after backward, usually after
+        ``opt.step()``). On logged steps this closes the statistics (one host sync)."""
+        if self.closed:
+            return
+        try:
+            self._process_pending()
+            if self._logged:
+                self._finalize_logged()
+        except Exception as exc:  # noqa: BLE001 - never crash the loop
+            self.log.record("step", exc)
+        self.step_index += 1
+        self._logged = self.step_index % self.every == 0
+        try:
+            if self._logged:
+                self._arm()
+            else:
+                self._disarm()
+        except Exception as exc:  # noqa: BLE001
+            self.log.record("arm", exc)
+
+    def report(self) -> Report:
+        """A snapshot of everything measured so far (callable during or after watching)."""
+        try:
+            self._process_pending()
+            if self._obs:
+                self._finalize_logged()
+        except Exception as exc:  # noqa: BLE001
+            self.log.record("report", exc)
+        ctx = self._context()
+        findings = diagnostics.run(ctx)
+        return Report(
+            layers=list(ctx.layers),
+            findings=findings,
+            params=list(self._param_stats),
+            history=list(self.history),
+            errors=list(self.log.errors),
+            meta={
+                "model": type(self.root).__name__,
+                "every": self.every,
+                "window": self.window_size,
+                "steps": self.step_index,
+                "sites": [s.name for s in self.sites],
+            },
+        )
+
+    def revive_dead(self, optimizer: torch.optim.Optimizer | None = None) -> dict[str, list[int]]:
+        """Re-initialise the incoming weights and bias of the units dead over the current window
+        and zero their optimizer state (dead-unit resampling, as in sparse-autoencoder
+        training). Returns ``{site: [unit indices]}`` of what was revived."""
+        from gradsight.monitor.revive import revive
+
+        return revive(self, optimizer)
+
+    @property
+    def site_names(self) -> list[str]:
+        """Names of the activation sites found so far, in forward order."""
+        return [s.name for s in self.sites]
+
+    # =====================================================================================
+    # sites
+    def _new_site(self, name: str, act: Any, kind: str, **kw: Any) -> Site:
+        site = Site(index=len(self.sites), name=name, act=act, kind=kind, **kw)
+        self.sites.append(site)
+        self._sites_by_name[name] = site
+        return site
+
+    def _module_site(self, module: nn.Module) -> Site | None:
+        site = self._site_of_module.get(module)
+        if site is None and module in self._module_acts:
+            name, act = self._module_acts[module]
+            site = self._sites_by_name.get(name)
+            if site is None:
+                site = self._new_site(
+                    name, act, "module", module=module, inplace=bool(getattr(module, "inplace", False))
+                )
+            self._site_of_module[module] = site
+        return site
+
+    def _mode_skip(self) -> bool:
+        return self._busy > 0 or self._suppress > 0 or self._replaying
+
+    @contextlib.contextmanager
+    def _internal(self) -> Iterator[None]:
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+
+    def _observe(
+        self,
+        site: Site,
+        x: torch.Tensor | None,
+        y: Any,
+        pre: tuple[torch.Tensor, int] | None = None,
+    ) -> None:
+        if not isinstance(y, torch.Tensor) or not y.is_floating_point():
+            return
+        self._busy += 1  # our own torch calls must not look like the user's activations
+        try:
+            if site.units is None:
+                self._layout(site, y)
+            if pre is None:
+                D, n = site.per_unit_sum(site.derivative(x, y))  # (C,)
+            else:
+                D, n = pre
+            if self._discovering:
+                if site not in self._disc_order:
+                    self._disc_order.append(site)
+                self._link_incoming(site, x if x is not None else y)
+            site.units = D.shape[0]
+            ob = Observation(site, D, n, numel=y.numel())
+            self._obs.append(ob)
+            if y.requires_grad:
+                y.register_hook(functools.partial(self._on_site_grad, ob))
+        finally:
+            self._busy -= 1
+
+    def _layout(self, site: Site, t: torch.Tensor) -> None:
+        """Decide once, at the site's first sight, whether its units are channels."""
+        if site.units is None:
+            site.channel_layout = self._hint_channel and t.ndim >= 3
+            site.units = site.unit_count(t.shape)
+
+    def _link_incoming(self, site: Site, x: torch.Tensor) -> None:
+        """Walk from the site's input back to the weight layer that produced it."""
+        if site.incoming is not None or not isinstance(x, torch.Tensor):
+            return
+        chain: list[tuple[str, nn.Module]] = []
+        key: int | None = id(x)
+        for _ in range(8):
+            rec = self._producers.get(key) if key is not None else None
+            if rec is None:
+                return
+            name, mod, key = rec
+            chain.append((name, mod))
+            if not isinstance(mod, PASS_THROUGH):
+                site.incoming = name
+                site.chain = chain
+                return
+
+    # =====================================================================================
+    # hooks: root (every step)
+    @no_compile
+    @guarded("forward pre-hook")
+    def _on_root_pre(self, module: nn.Module, args: Any, kwargs: Any) -> None:
+        if self._replaying:
+            return
+        self._root_depth += 1
+        if self._root_depth > 1:
+            return
+        self._frames = [("", defaultdict(int))]
+        self._inputs = (args, kwargs)
+        if self.check_nonfinite:
+            self._rng = torch.get_rng_state()
+        if torch.is_grad_enabled() and (not self._discovered or (self._rediscover and self._logged)):
+            self._begin_discovery()
+
+    @no_compile
+    @guarded("forward hook")
+    def _on_root_post(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+        if self._replaying:
+            return
+        self._root_depth = max(self._root_depth - 1, 0)
+        if self._root_depth > 0:
+            return
+        if self._discovering:
+            self._end_discovery()
+        if output is None:
+            return  # the forward raised
+        outs = float_tensors(output)
+        if self.check_nonfinite and outs and not all_finite(outs):
+            self._fwd_bad_step = self.step_index
+            self._forward_nonfinite(args, kwargs)
+        if torch.is_grad_enabled():
+            self._out_grads = [None] * len(outs)
+            self._bwd_queued = False
+            for i, t in enumerate(outs):
+                if t.requires_grad:
+                    t.register_hook(functools.partial(self._on_output_grad, i))
+
+    @no_compile
+    @guarded("output gradient hook")
+    def _on_output_grad(self, i: int, g: torch.Tensor) -> None:
+        if self._replaying:
+            return
+        if i < len(self._out_grads):
+            self._out_grads[i] = g
+        if not self._bwd_queued:
+            self._bwd_queued = True
+            torch.autograd.Variable._execution_engine.queue_callback(self._on_backward_end)
+
+    @guarded("end of backward")
+    def _on_backward_end(self, deferred: bool = False) -> None:
+        if self._replaying:
+            self._bwd_queued = False
+            return
+        if not deferred and self._logged and self._distributed():
+            # DDP averages the gradients in its own end-of-backward callback, queued after
+            # ours: go to the back of the queue once so the parameter stats see the result
+            torch.autograd.Variable._execution_engine.queue_callback(
+                functools.partial(self._on_backward_end, True)
+            )
+            return
+        self._bwd_queued = False
+        grads, self._out_grads = self._out_grads, []
+        bad = self._entry_bad
+        self._entry_bad = False
+        if self._logged and self._param_step():
+            bad = (not self._params.read_grads()) or bad
+        if not self.check_nonfinite:
+            return
+        # a non-finite loss gradient reaches the entry layers too: check it only to blame it
+        bad_loss = (bad or not self._entries) and not all_finite([g for g in grads if g is not None])
+        if bad or bad_loss:
+            self._backward_nonfinite(grads, bad_loss)
+
+    @no_compile
+    @guarded("entry layer hook")
+    def _on_entry_out(self, module: nn.Module, args: Any, output: Any) -> None:
+        if self._replaying or not torch.is_grad_enabled() or not self.check_nonfinite:
+            return
+        for t in float_tensors(output):
+            if t.requires_grad:
+                t.register_hook(self._on_entry_grad)
+
+    @no_compile
+    @guarded("entry gradient hook")
+    def _on_entry_grad(self, g: torch.Tensor) -> None:
+        if not self._replaying and not all_finite([g]):
+            self._entry_bad = True
+
+    @guarded("optimizer pre-step hook")
+    def _on_opt_pre(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self._params.before_step(optimizer)
+
+    @guarded("optimizer post-step hook")
+    def _on_opt_post(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self._params.after_step(optimizer)
+
+    def _param_step(self) -> bool:
+        """Parameter stats (gradient norms, the update ratio) change slowly: they are measured
+        on logged steps at least PARAM_EVERY steps apart (every logged step when every >= 10)."""
+        stride = max(1, -(-PARAM_EVERY // self.every))  # logged steps between two measurements
+        return (self.step_index // self.every) % stride == 0
+
+    # =====================================================================================
+    # hooks: sites (logged steps)
+    def _arm(self) -> None:
+        if self._armed or self.closed or self._discovering:
+            return
+        owners = tuple(self._owners)
+        for module, (path, _) in self._module_acts.items():
+            # the pre-hook is needed only to keep the functional mode out of a module site that
+            # runs inside an owner, or to measure an in-place input before it is overwritten
+            inside_owner = any(o == "" or path.startswith(o + ".") for o in owners)
+            site = self._module_site(module) if bool(getattr(module, "inplace", False)) else None
+            overwrites = site is not None and site.out_deriv is None
+            if inside_owner or overwrites:
+                self._armed.append(module.register_forward_pre_hook(self._on_site_pre))
+            self._armed.append(
+                module.register_forward_hook(
+                    self._on_site_post_counted if inside_owner or overwrites else self._on_site_post,
+                    always_call=True,
+                )
+            )
+        for path in sorted(self._owners):
+            mod = self._modules.get(path)
+            if mod is None:
+                continue
+            self._armed.append(mod.register_forward_pre_hook(functools.partial(self._on_owner_pre, path)))
+            self._armed.append(mod.register_forward_hook(self._on_owner_post, always_call=True))
+
+    def _disarm(self) -> None:
+        for h in self._armed:
+            h.remove()
+        self._armed = []
+
+    @no_compile
+    @guarded("activation pre-hook")
+    def _on_site_pre(self, module: nn.Module, args: Any) -> None:
+        if self._replaying:
+            return
+        self._suppress += 1
+        site = self._module_site(module)
+        if (
+            site is not None
+            and site.inplace
+            and site.out_deriv is None
+            and not site.act.is_gated
+            and torch.is_grad_enabled()
+            and args
+            and isinstance(args[0], torch.Tensor)
+        ):
+            with self._internal():  # the input is about to be overwritten: measure it now
+                self._layout(site, args[0])
+                self._pre_D[module] = site.per_unit_sum(site.derivative(args[0], args[0]))
+
+    @no_compile
+    @guarded("activation hook")
+    def _on_site_post_counted(self, module: nn.Module, args: Any, output: Any) -> None:
+        """The post-hook of a site that has a pre-hook: undo its suppression, then measure."""
+        if self._replaying:
+            return
+        self._suppress = max(self._suppress - 1, 0)
+        self._measure_module_site(module, args, output)
+
+    @no_compile
+    @guarded("activation hook")
+    def _on_site_post(self, module: nn.Module, args: Any, output: Any) -> None:
+        if self._replaying:
+            return
+        self._measure_module_site(module, args, output)
+
+    def _measure_module_site(self, module: nn.Module, args: Any, output: Any) -> None:
+        pre = self._pre_D.pop(module, None)
+        if output is None or not torch.is_grad_enabled():
+            return
+        site = self._module_site(module)
+        if site is None:
+            return
+        x = args[0] if args and isinstance(args[0], torch.Tensor) and not site.inplace else None
+        self._observe(site, x, output, pre)
+
+    @no_compile
+    @guarded("owner pre-hook")
+    def _on_owner_pre(self, path: str, module: nn.Module, args: Any) -> None:
+        if self._replaying:
+            return
+        self._frames.append((path, defaultdict(int)))
+        if self._owner_depth == 0:
+            self._enter_mode()
+        self._owner_depth += 1
+
+    @no_compile
+    @guarded("owner hook")
+    def _on_owner_post(self, module: nn.Module, args: Any, output: Any) -> None:
+        if self._replaying:
+            return
+        if len(self._frames) > 1:
+            self._frames.pop()
+        self._owner_depth = max(self._owner_depth - 1, 0)
+        if self._owner_depth == 0:
+            self._exit_mode()
+
+    def _enter_mode(self) -> None:
+        if not self._mode_active:
+            self._mode.__enter__()
+            self._mode_active = True
+
+    def _exit_mode(self, force: bool = False) -> None:
+        if not self._mode_active:
+            return
+        from torch.overrides import _get_current_function_mode_stack
+
+        stack = _get_current_function_mode_stack()
+        if stack and stack[-1] is self._mode:
+            self._mode.__exit__(None, None, None)
+            self._mode_active = False
+        elif force:
+            self._mode_active = False  # someone else popped it; nothing of ours is left
+
+    @no_compile
+    @guarded("site gradient hook")
+    def _on_site_grad(self, ob: Observation, g: torch.Tensor) -> None:
+        if self._replaying:
+            return
+        ob.gnorms.append(torch.linalg.vector_norm(g.detach()))  # ()
+
+    # =====================================================================================
+    # the functional-activation mode
+    @no_compile
+    def _on_activation_call(self, func: Any, args: Any, kwargs: Any, rec: tuple[Any, Any]) -> Any:
+        act, x = rec
+        try:
+            path, counts = self._frames[-1]
+            k = counts[act.name]
+            counts[act.name] += 1
+            name = functional_name(path, act.name, k)
+            site = self._sites_by_name.get(name)
+            if site is None:
+                if not self._discovering:
+                    self._rediscover = True
+                    return func(*args, **kwargs)
+                site = self._new_site(name, act, "functional")
+            if self._discovering:
+                self._owners.add(path)
+            inplace = is_inplace_call(func, args, kwargs)
+            pre = None
+            if inplace and site.out_deriv is None and torch.is_grad_enabled():
+                with self._internal():
+                    self._layout(site, x)
+                    pre = site.per_unit_sum(site.derivative(x, x))
+        except Exception as exc:  # noqa: BLE001 - the user's op must still run
+            self.log.record("functional site", exc)
+            return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        if torch.is_grad_enabled():
+            try:
+                self._observe(site, None if inplace else x, out, pre)
+            except Exception as exc:  # noqa: BLE001
+                self.log.record("functional site", exc)
+        return out
+
+    def _on_other_op(self, func: Any) -> None:
+        if not self._discovering:
+            return
+        name = nonfinite.op_name(func)
+        if name in CONV_LIKE_OPS:
+            self._hint_channel = True
+        elif name in _LINEAR_LIKE_OPS:
+            self._hint_channel = False
+
+    # =====================================================================================
+    # discovery: the first forward with gradients sees every module and every op
+    def _begin_discovery(self) -> None:
+        self._disarm()
+        self._discovering = True
+        self._disc_order = []
+        self._hint_channel = False
+        self._mode.on_other = self._on_other_op
+        for name, mod in self.root.named_modules():
+            if mod is self.root:
+                continue
+            self._disc_handles.append(
+                mod.register_forward_pre_hook(functools.partial(self._on_disc_pre, name))
+            )
+            self._disc_handles.append(
+                mod.register_forward_hook(functools.partial(self._on_disc_post, name), always_call=True)
+            )
+        if self.root in self._module_acts:  # the whole model is one activation module
+            self._disc_handles.append(self.root.register_forward_pre_hook(self._on_site_pre))
+            self._disc_handles.append(
+                self.root.register_forward_hook(self._on_site_post_counted, always_call=True)
+            )
+        self._enter_mode()
+
+    def _end_discovery(self) -> None:
+        self._exit_mode()
+        self._mode.on_other = None
+        for h in self._disc_handles:
+            h.remove()
+        self._disc_handles = []
+        self._discovering = False
+        self._discovered = True
+        self._rediscover = False
+        self._keep.clear()
+        self._producers.clear()
+        # forward order: what this forward saw first, then the rest as before
+        seen = list(self._disc_order)
+        rest = [s for s in self.sites if s not in seen]
+        self.sites = seen + rest
+        for i, s in enumerate(self.sites):
+            s.index = i
+        for h in self._entry_handles:
+            h.remove()
+        self._entry_handles = [m.register_forward_hook(self._on_entry_out) for m in self._entries]
+        if self._logged:
+            self._arm()
+
+    @no_compile
+    @guarded("discovery pre-hook")
+    def _on_disc_pre(self, name: str, module: nn.Module, args: Any) -> None:
+        if self._replaying:
+            return
+        self._frames.append((name, defaultdict(int)))
+        if module in self._module_acts:
+            self._on_site_pre(module, args)
+
+    @no_compile
+    @guarded("discovery hook")
+    def _on_disc_post(self, name: str, module: nn.Module, args: Any, output: Any) -> None:
+        if self._replaying:
+            return
+        if len(self._frames) > 1:
+            self._frames.pop()
+        if module in self._module_acts:
+            self._on_site_post_counted(module, args, output)
+        if output is None:
+            return
+        if isinstance(module, CONV_LIKE_MODULES):
+            self._hint_channel = True
+        elif isinstance(module, (nn.Linear, nn.LayerNorm, nn.Embedding)):
+            self._hint_channel = False
+        outs = float_tensors(output)
+        owns = any(True for _ in module.parameters(recurse=False))
+        ins = float_tensors(args)
+        if owns or isinstance(module, PASS_THROUGH):
+            first_in = ins[0] if ins else None
+            for t in outs[:1]:
+                self._producers[id(t)] = (name, module, id(first_in) if first_in is not None else None)
+                self._keep.append(t)
+        if (
+            owns
+            and not any(t.requires_grad for t in ins)
+            and any(t.requires_grad for t in outs)
+            and module not in self._entries
+        ):
+            self._entries.append(module)
+            self._on_entry_out(module, args, output)  # this step's check; later steps: its hook
+
+    # =====================================================================================
+    # non-finite values
+    def _snapshot(self, grads: list[torch.Tensor | None] | None = None) -> nonfinite.Snapshot:
+        args, kwargs = self._inputs if self._inputs is not None else ((), {})
+        return nonfinite.Snapshot(
+            args=nonfinite.clone_tree(args),
+            kwargs=nonfinite.clone_tree(kwargs),
+            state=nonfinite.snapshot_state(self.root),
+            rng=self._rng,
+            grad_outputs=[g.detach().clone() if g is not None else None for g in grads]
+            if grads is not None
+            else None,
+        )
+
+    def _forward_nonfinite(self, args: Any, kwargs: Any) -> None:
+        ev = self.events.get("forward")
+        if ev is not None:
+            ev.later_steps += 1
+            return
+        ev = nonfinite.NonFiniteEvent("forward", self.step_index)
+        self.events["forward"] = ev
+        bad_in = nonfinite.first_nonfinite_input(args, kwargs)
+        if bad_in is not None:
+            ev.phase, ev.site, ev.module, ev.evidence = "input", "input", "", bad_in
+            return
+        bad_p = nonfinite.first_nonfinite_parameter(self.root)
+        if bad_p is not None:
+            name, ev_counts = bad_p
+            ev.phase, ev.site, ev.module = "parameters", name, name.rpartition(".")[0]
+            ev.evidence = {"parameter": name, **ev_counts}
+            return
+        self._pending.append(("forward", ev, self._snapshot()))
+
+    def _backward_nonfinite(self, grads: list[torch.Tensor | None], bad_loss: bool) -> None:
+        if self._fwd_bad_step == self.step_index:
+            return  # a non-finite forward explains its backward; the forward event has it
+        ev = self.events.get("backward")
+        if ev is not None:
+            ev.later_steps += 1
+            return
+        ev = nonfinite.NonFiniteEvent("backward", self.step_index)
+        self.events["backward"] = ev
+        if bad_loss:
+            ev.phase, ev.site, ev.module = "loss", "loss", ""
+            ev.evidence = {
+                "grad_of_output": [
+                    nonfinite.nonfinite_counts(g) for g in grads if g is not None
+                ][:2]
+            }
+            return
+        self._pending.append(("backward", ev, self._snapshot(grads)))
+
+    @contextlib.contextmanager
+    def _replay_guard(self) -> Iterator[None]:
+        self._replaying = True
+        try:
+            yield
+        finally:
+            self._replaying = False
+
+    def _process_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for phase, ev, snap in pending:
+            try:
+                if phase == "forward":
+                    origin = nonfinite.locate_forward(self.root, snap, self._replay_guard)
+                else:
+                    origin = nonfinite.locate_backward(self.root, snap, self._replay_guard)
+            except Exception as exc:  # noqa: BLE001
+                self.log.record(f"locating the {phase} non-finite origin", exc)
+                origin = None
+            if origin is not None:
+                ev.site, ev.module, ev.op = origin["site"], origin["module"], origin["op"]
+                ev.evidence = origin["evidence"]
+            else:
+                ev.evidence = {"located": False}
+
+    # =====================================================================================
+    # closing a logged step
+    def _distributed(self) -> bool:
+        try:
+            import torch.distributed as dist
+
+            return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        except Exception:  # noqa: BLE001
+            return False
+
+    def _finalize_logged(self) -> None:
+        obs, self._obs = self._obs, []
+        step = self.step_index
+        summary = self._window.finalize(step, obs, self.sites, all_reduce=self._distributed())
+        params = self._params.take(step)
+        if params:
+            self._param_stats = params
+        if summary is None:
+            return
+        self._summary = summary
+        record = StepRecord(step=step, params=params, summary=summary, incoming=self._incoming())
+        self.history.append(record)
+        if not self.sinks:
+            return  # findings are built when a report is asked for
+        self._findings = diagnostics.run(self._context())
+        line = record.to_dict()
+        line["findings"] = [f.to_dict() for f in self._findings]
+        for sink in list(self.sinks):
+            try:
+                sink.write(line)
+            except Exception as exc:  # noqa: BLE001 - a broken sink loses nothing else
+                self.log.record(f"sink {type(sink).__name__}", exc)
+                self.sinks.remove(sink)
+
+    def _incoming(self) -> dict[str, tuple[float, float | None]]:
+        return {p.name: (p.grad_norm, p.update_ratio) for p in self._param_stats}
+
+    @property
+    def _layers(self) -> list[LayerStats]:
+        """Window stats of every site (forward order), from the last logged step."""
+        if self._summary is None:
+            return []
+        return self._summary.window_stats(self._incoming())
+
+    def _context(self) -> diagnostics.Context:
+        return diagnostics.Context(
+            step=self.step_index,
+            layers=self._layers,
+            history=self.history,
+            params=self._param_stats,
+            events=self.events,
+        )
+
+
+def watch(
+    model: nn.Module,
+    *,
+    every: int = 10,
+    window: int = 8,
+    sinks: Sequence[Sink] = (),
+    jsonl: str | Path | None = None,
+    tensorboard: str | Path | None = None,
+    console: bool = False,
+    check_nonfinite: bool = True,
+) -> Monitor:
+    """Watch the learning signal of ``model``: every activation site (modules and functional
+    calls), its gradient, dead and saturated units, the origin of the first NaN/Inf.
+
+    Args:
+        model: any ``torch.nn.Module`` (DDP- and ``torch.compile``-wrapped ones too).
+        every: measure activation sites on every ``every``-th step (1 = every step). Non-finite
+            values are checked on every step regardless.
+        window: observed steps over which dead / saturated units are judged.
+        sinks: where each logged step goes (``JSONLSink``, ``TensorBoardSink``, ``ConsoleSink``).
+        jsonl: shorthand for ``sinks=[JSONLSink(jsonl)]``.
+        tensorboard: shorthand for ``sinks=[TensorBoardSink(tensorboard)]`` (needs the
+            ``gradsight[tensorboard]`` extra).
+        console: print a summary table at each logged step.
+        check_nonfinite: check outputs and gradients for NaN/Inf on every step.
+
+    Returns:
+        A :class:`Monitor`; use it as a context manager and call ``mon.step()`` once per
+        optimizer step. Hooks are removed when the ``with`` block ends, also on an exception.
+
+    >>> with gs.watch(model, every=1) as mon:                   # doctest: +SKIP
+    ...     loss_fn(model(x), y).backward(); opt.step(); opt.zero_grad(); mon.step()
+    >>> [round(l.dead_fraction, 2) for l in mon.report().layers]  # doctest: +SKIP
+    [0.0, 0.14]
+    """
+    if not isinstance(model, nn.Module):
+        raise GradsightError(
+            f"watch() needs a torch.nn.Module, got {type(model).__name__!r} ({model!r:.60}); "
+            "pass the model itself, e.g. gs.watch(model)"
+        )
+    every = _positive_int("every", every)
+    window = _positive_int("window", window)
+    all_sinks = list(sinks) + make_sinks(jsonl=jsonl, tensorboard=tensorboard, console=console)
+    if not math.isfinite(float(every)):
+        raise GradsightError(f"watch() every must be finite, got {every!r}")
+    return Monitor(model, every=every, window=window, sinks=all_sinks, check_nonfinite=check_nonfinite)

@@ -1,0 +1,159 @@
+"""Activation sites: where a monitor measures, how a site is named, what a unit is.
+
+A site is one activation in the model: a module (``nn.ReLU``, an HF ``GELUActivation``, a
+gradsight ``GatedActivationModule``) named by its path in ``named_modules()``, or a functional
+call (``F.gelu``, ``torch.tanh``, ``x.relu()``) named ``"<module path>/<activation>#<k>"``,
+k counting that activation's calls within one call of the module's forward.
+
+A unit is a channel for conv-shaped outputs (N, C, ...) that follow a convolution, a
+normalisation or a pooling layer, and a feature along the last dimension otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+# ops / modules after which a >= 3-d tensor is laid out (N, C, spatial...)
+CONV_LIKE_OPS = frozenset(
+    {
+        "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+        "conv_transpose3d", "batch_norm", "instance_norm", "group_norm", "max_pool1d",
+        "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+        "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+        "adaptive_max_pool2d", "max_pool2d_with_indices", "_conv_forward",
+    }
+)  # fmt: skip
+CONV_LIKE_MODULES: tuple[type, ...] = (
+    nn.modules.conv._ConvNd,
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.GroupNorm,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+)
+# layers between a weight layer and the activation that keep units aligned, for revive_dead
+PASS_THROUGH: tuple[type, ...] = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.Dropout,
+    nn.Identity,
+)
+
+
+def _fast_output_derivative(act: Any) -> Any:
+    """y -> f'(x) from the catalog's own output formula, without the public wrapper's NaN
+    masking (two extra kernels per call; the monitor finds NaN by other means). Falls back to
+    the public ``act.output_derivative`` when the catalog's internals are not there."""
+    public = act.output_derivative
+    if public is None:
+        return None
+    try:
+        from gradsight.activations import _ops
+
+        formula = act._spec.output_df(act._params)
+        ops, params = _ops.torch_ops(), act._params
+    except (AttributeError, ImportError, TypeError):
+        return public
+    if formula is None:
+        return public
+    return lambda y: formula(ops, y, params)
+
+
+def _fast_derivative(act: Any) -> Any:
+    """x -> f'(x) from the catalog's formula with its kink convention at x == 0 (PyTorch's by
+    default), without the NaN masking; falls back to ``act.derivative``."""
+    try:
+        from gradsight.activations import _ops
+
+        spec, params = act._spec, act._params
+        df, kink = spec.df, spec.kink
+        ops = _ops.torch_ops()
+        at_zero = params.get("derivative_at_zero")
+    except (AttributeError, ImportError):
+        return act.derivative
+    if df is None:
+        return act.derivative
+    if kink is None or at_zero is None:
+        return lambda x: df(ops, x, params)
+    return lambda x: ops.where(x == 0, at_zero, df(ops, x, params))
+
+
+def functional_name(module_path: str, act_name: str, k: int) -> str:
+    """``"blocks.0/gelu#0"``; a call made by the root module's own forward is ``"gelu#0"``."""
+    return f"{module_path}/{act_name}#{k}" if module_path else f"{act_name}#{k}"
+
+
+@dataclass(eq=False)
+class Site:
+    """One activation site. ``index`` is its position in forward order."""
+
+    index: int
+    name: str
+    act: Any  # gradsight Activation (GatedActivation for gated modules)
+    kind: str  # "module" | "functional"
+    module: nn.Module | None = None
+    channel_layout: bool = False  # units along dim 1 for >= 3-d outputs
+    inplace: bool = False
+    units: int | None = None
+    incoming: str | None = None  # the weight layer feeding the site
+    chain: list[tuple[str, nn.Module]] = field(default_factory=list)  # site -> incoming
+
+    def __post_init__(self) -> None:
+        base = self.act.inner if self.act.is_gated else self.act
+        self.base = base  # the elementwise activation whose derivative is the valve
+        self.out_deriv = None if self.act.is_gated else _fast_output_derivative(base)
+        self.in_deriv = _fast_derivative(base)
+        bound = float(base.derivative_bound)
+        self.bound = bound if bound < float("inf") else float("nan")
+        self.saturates = bool(base.saturates)
+
+    @property
+    def activation_name(self) -> str:
+        return self.act.name
+
+    def reduce_dims(self, ndim: int) -> tuple[int, ...]:
+        """The dims summed over to get one number per unit."""
+        if ndim <= 1:
+            return (0,) if ndim == 1 else ()
+        if self.channel_layout and ndim >= 3:
+            return (0, *range(2, ndim))
+        return tuple(range(ndim - 1))
+
+    def unit_count(self, shape: torch.Size) -> int:
+        if len(shape) == 0:
+            return 1
+        if self.channel_layout and len(shape) >= 3:
+            return int(shape[1])
+        return int(shape[-1])
+
+    def derivative(self, x: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+        """f'(z) elementwise for the site's units (no autograd graph). Gated sites: the valve
+        of the gate, f'(a) with ``a, b = x.chunk(2, -1)``."""
+        if self.act.is_gated:
+            if x is None:
+                raise ValueError(f"site {self.name!r}: gated activation needs its input")
+            a = x.detach().chunk(2, dim=-1)[0]  # (..., n)
+            return self.in_deriv(a)
+        if self.out_deriv is not None:
+            return self.out_deriv(y.detach())
+        if x is None:
+            raise ValueError(f"site {self.name!r}: no input to take the derivative of")
+        return self.in_deriv(x.detach())
+
+    def per_unit_sum(self, d: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """(sum over samples of f'(z) per unit, samples per unit): the one reduction per site
+        from which dead, saturated, active fractions and the mean derivative all follow."""
+        dims = self.reduce_dims(d.ndim)
+        if d.ndim == 0:
+            return d.reshape(1).float(), 1
+        units = self.unit_count(d.shape)
+        total = d.sum(dim=dims, dtype=torch.float32) if dims else d.float()  # (C,)
+        return total, d.numel() // max(units, 1)

@@ -1,0 +1,68 @@
+"""`gradsight lab`: end to end into a temporary directory; errors teach."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from gradsight.cli import app
+from gradsight.errors import GradsightError
+
+runner = CliRunner()
+
+
+def test_lab_only_derivatives_quick_writes_the_report(tmp_path):
+    out = tmp_path / "rep"
+    result = runner.invoke(app, ["lab", "--only", "derivatives", "--quick", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "derivatives" in result.output and "supported" in result.output
+    assert "quick budget 5 s" in result.output
+    doc = json.loads((out / "results.json").read_text())
+    assert list(doc["experiments"]) == ["derivatives"]
+    assert doc["quick"] is True
+    ids = [c["id"] for c in doc["claims"]]
+    assert "derivatives.relu_derivative" in ids and "derivatives.sigmoid_tanh_bounds" in ids
+    for c in doc["claims"]:
+        assert c["command"] == "gradsight lab --only derivatives --quick"
+        assert c["verdict"] in {"supported", "refuted", "nuanced", "untestable"}
+    page = (out / "index.html").read_text()
+    assert "http://" not in page and "https://" not in page
+    assert "<svg" in page
+
+
+def test_only_accepts_commas_and_repeats(tmp_path):
+    result = runner.invoke(
+        app, ["lab", "--only", "explainer,derivatives", "--only", "explainer", "--quick", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert list(doc["experiments"]) == ["derivatives", "explainer"]  # report order, no repeats
+
+
+def test_unknown_only_name_raises_with_did_you_mean(tmp_path):
+    result = runner.invoke(app, ["lab", "--only", "derivatves", "--out", str(tmp_path)])
+    assert isinstance(result.exception, GradsightError)
+    assert "unknown experiment 'derivatves'; did you mean 'derivatives'?" in str(result.exception)
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_unknown_name_is_a_one_line_error_from_the_console_script(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", "from gradsight.cli import main; main()", "lab", "--only", "cots",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "error: unknown experiment 'cots'; did you mean 'cost'?" in proc.stderr
+
+
+@pytest.mark.parametrize("flag", ["--help"])
+def test_help_has_an_example(flag):
+    result = runner.invoke(app, ["lab", flag])
+    assert result.exit_code == 0
+    assert "Example: gradsight lab --quick --out report" in result.output
+    assert "--only" in result.output and "--quick" in result.output

@@ -1,0 +1,230 @@
+"""The llm_ffn experiment: training beats the floors, the sparsity probe is exact, verdict rules."""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gradsight.errors import GradsightError
+from gradsight.lab.experiments import llm_ffn
+from gradsight.lab.experiments.llm_ffn import (
+    FORMS,
+    QUICK,
+    TOLERANCE,
+    FormRun,
+    TrainConfig,
+    build_result,
+    evaluate,
+    train_form,
+)
+from gradsight.lab.text import load_corpus, ngram_floors
+
+# a recipe small enough for the test budget that still learns (about 3 s on one core)
+SMALL = replace(QUICK, steps=400, warmup=40, eval_every=400, flow_steps=40, val_windows=None)
+# a recipe that only exercises the plumbing: every form, every figure, every claim
+TINY = TrainConfig(
+    d_model=16, n_layers=1, n_heads=2, context=16, batch_size=4, steps=12, warmup=2,
+    eval_every=6, val_windows=8, eval_batch=4, flow_steps=4,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_corpus()
+
+
+@pytest.fixture(scope="module")
+def trained_relu(corpus):
+    torch.manual_seed(0)
+    return train_form(corpus, "relu", SMALL, seed=0)
+
+
+def test_trained_tiny_model_beats_the_bigram_floor(corpus, trained_relu) -> None:
+    _, run = trained_relu
+    floors = ngram_floors(corpus)
+    assert run.steps == [0, SMALL.steps]
+    assert run.val_bpc[0] > floors["unigram"].val_bits_per_char  # untrained: ~log2(V)
+    assert run.final_bpc < floors["bigram"].val_bits_per_char - 0.1
+
+
+def _hidden_directly(model, x: torch.Tensor) -> list[torch.Tensor]:
+    """Re-run the forward pass by hand and return each block's ReLU FFN hidden (N*T, h)."""
+    T = x.shape[1]
+    h = model.tok(x) + model.pos(torch.arange(T))  # (N, T, C)
+    hidden = []
+    for block in model.blocks:
+        h = h + block.attn(block.ln1(h))
+        z = torch.clamp_min(block.ffn.up(block.ln2(h)), 0.0)  # relu(up(ln2 x)): (N, T, 4C)
+        hidden.append(z.reshape(-1, z.shape[-1]))
+        h = h + block.ffn.down(z)
+    return hidden
+
+
+@torch.no_grad()
+def test_relu_zero_fraction_equals_the_fraction_computed_from_hidden_activations(
+    corpus, trained_relu
+) -> None:
+    model, _ = trained_relu
+    x, y = corpus.val_windows(SMALL.context, limit=40)
+    bpc, layers = evaluate(model, x, y, batch=7)  # uneven batches on purpose
+    hidden = _hidden_directly(model, x)
+    for la, z in zip(layers, hidden, strict=True):
+        assert la.zero_fraction == pytest.approx(float((z == 0).double().mean()), abs=1e-12)
+        assert la.dead_fraction == pytest.approx(float((z == 0).all(0).double().mean()), abs=1e-12)
+        thr = llm_ffn.NEAR_ZERO_REL * float(z.abs().max())
+        assert la.max_abs == pytest.approx(float(z.abs().max()), rel=1e-6)
+        assert la.near_zero_fraction == pytest.approx(
+            float((z.abs() < thr).double().mean()), abs=1e-12
+        )
+    assert 0.3 < layers[0].zero_fraction < 1.0  # ReLU is sparse, and measurably so
+    logits, _ = model(x)
+    expected = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)) / math.log(2)
+    assert bpc == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_watch_reports_ffn_gradient_flow(trained_relu) -> None:
+    _, run = trained_relu
+    assert [g["name"] for g in run.grad_flow] == ["blocks.0.ffn.act", "blocks.1.ffn.act"]
+    assert all(g["activation"] == "relu" and g["grad_norm"] > 0 for g in run.grad_flow)
+    assert run.tokens_per_second > 0 and run.ms_per_step > 0
+
+
+def test_same_seed_same_curve_and_forms_share_data_order(corpus) -> None:
+    _, a = train_form(corpus, "gelu", TINY, seed=3)
+    _, b = train_form(corpus, "gelu", TINY, seed=3)
+    _, c = train_form(corpus, "gelu", TINY, seed=4)
+    assert a.val_bpc == b.val_bpc and a.val_bpc != c.val_bpc
+
+
+def test_unknown_form_is_a_did_you_mean_error(corpus) -> None:
+    with pytest.raises(GradsightError, match=r"unknown ffn form 'gelu2'; did you mean 'gelu'\?"):
+        train_form(corpus, "gelu2", TINY, seed=0)
+
+
+def test_learning_rate_schedule() -> None:
+    cfg = TrainConfig(steps=101, warmup=10, lr=1.0, min_lr_frac=0.1, eval_every=100)
+    assert cfg.lr_at(0) == pytest.approx(0.1) and cfg.lr_at(9) == pytest.approx(1.0)
+    assert cfg.lr_at(10) == pytest.approx(1.0) and cfg.lr_at(100) == pytest.approx(0.1)
+    assert cfg.lr_at(55) == pytest.approx(0.55)  # cosine midpoint
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"steps": 1}, r"steps must be >= 2"),
+        ({"warmup": 300, "steps": 300}, r"warmup must be in \[0, steps\), got 300"),
+        (
+            {"flow_steps": 150, "eval_every": 100},
+            r"flow_steps must be in \[0, min\(steps - 1, eval_every\)\], got 150",
+        ),
+        ({"seeds": ()}, r"seeds must name at least one seed"),
+    ],
+    ids=["steps", "warmup", "flow", "seeds"],
+)
+def test_config_errors(kwargs: dict, match: str) -> None:
+    with pytest.raises(GradsightError, match=match):
+        TrainConfig(**kwargs)
+
+
+# ------------------------------------------------------------- verdict rules on planted numbers
+
+
+def _runs(final: dict[str, list[float]]) -> dict[str, list[FormRun]]:
+    out = {}
+    for form, values in final.items():
+        out[form] = [
+            FormRun(
+                ffn=form, seed=s, params=1, ffn_params=1, hidden=1, steps=[0, 1], val_bpc=[7.0, v]
+            )
+            for s, v in enumerate(values)
+        ]
+    return out
+
+
+def test_gated_claim_supported_when_every_gated_form_wins_beyond_the_margin() -> None:
+    runs = _runs({"relu": [2.10, 2.12], "gelu": [2.08, 2.10], "silu": [2.09, 2.11],
+                  "reglu": [2.00, 2.01], "geglu": [2.00, 2.02], "swiglu": [1.99, 2.00]})  # fmt: skip
+    rows = {f: {"val_bits_per_char": sum(v.final_bpc for v in r) / 2} for f, r in runs.items()}
+    rows["relu2"] = {"val_bits_per_char": 2.05}
+    claim, ordering = llm_ffn._claim_gated({**runs, "relu2": runs["relu"]}, rows, "cmd", "tiny")
+    assert claim.verdict == "supported"
+    assert [o["ffn"] for o in ordering][:3] == ["swiglu", "reglu", "geglu"]
+    assert ordering[0]["shazeer_rank"] == 2 and ordering[-1]["shazeer_log_perplexity"] == 1.997
+
+
+def test_gated_claim_nuanced_when_a_pair_is_within_the_margin() -> None:
+    # SwiGLU beats SiLU by 0.5 %: below TOLERANCE, so that pair does not count
+    runs = _runs({"relu": [2.10], "gelu": [2.10], "silu": [2.01],
+                  "reglu": [2.00], "geglu": [2.00], "swiglu": [2.00]})  # fmt: skip
+    rows = {f: {"val_bits_per_char": r[0].final_bpc} for f, r in runs.items()}
+    rows["relu2"] = {"val_bits_per_char": 2.05}
+    claim, _ = llm_ffn._claim_gated(runs, rows, "cmd", "tiny")
+    assert claim.verdict == "nuanced"
+    assert "does not reproduce" in claim.explanation and "Scale: tiny" in claim.explanation
+
+
+def test_relu_costs_little_rules() -> None:
+    close = _runs({"relu": [2.010, 2.012], "gelu": [2.000, 2.004], "swiglu": [2.001, 2.003]})
+    claim, gaps = llm_ffn._claim_relu_costs_little(close, "cmd", "tiny")
+    assert claim.verdict == "supported"
+    assert gaps[0]["gap_bits_per_char"] == pytest.approx(0.009)
+    assert gaps[0]["gap_relative"] <= TOLERANCE
+    far = _runs({"relu": [2.20, 2.21], "gelu": [2.00, 2.01], "swiglu": [1.99, 2.00]})
+    claim, _ = llm_ffn._claim_relu_costs_little(far, "cmd", "tiny")
+    assert claim.verdict == "refuted" and "Mirzadeh" in claim.explanation
+    one_seed = _runs({"relu": [2.20], "gelu": [2.00], "swiglu": [1.99]})
+    claim, _ = llm_ffn._claim_relu_costs_little(one_seed, "cmd", "tiny")
+    assert claim.verdict == "nuanced"  # beyond tolerance, but one seed has no spread
+
+
+def _row(zero: float = 0.0, dead: float = 0.0, near: float = 0.0) -> dict:
+    return {"ffn_zero_fraction": zero, "ffn_near_zero_fraction": near,
+            "ffn_dead_fraction": dead, "ffn_dead_fraction_max_layer": dead}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("relu_zero", "verdict"), [(0.7, "supported"), (0.3, "nuanced"), (0.1, "refuted")]
+)
+def test_silent_units_rule(relu_zero: float, verdict: str) -> None:
+    rows = {f: _row() for f in FORMS}
+    rows["relu"] = _row(zero=relu_zero)
+    assert llm_ffn._claim_silent(rows, "cmd", "tiny").verdict == verdict
+
+
+@pytest.mark.parametrize(
+    ("dead", "verdict"), [(0.2, "supported"), (0.05, "nuanced"), (0.0, "refuted")]
+)
+def test_dead_units_rule(dead: float, verdict: str) -> None:
+    rows = {f: _row() for f in FORMS}
+    rows["relu2"] = _row(dead=dead)
+    assert llm_ffn._claim_dead(rows, "cmd", "tiny").verdict == verdict
+
+
+# ------------------------------------------------------------- the whole experiment, tiny
+
+
+def test_experiment_result_schema(corpus) -> None:
+    calls = []
+    result = build_result(TINY, quick=True, progress=lambda d, t, m="": calls.append((d, t, m)))
+    assert [r["ffn"] for r in result.rows] == list(FORMS)
+    for row in result.rows:
+        for key in ("params", "val_bits_per_char", "ffn_zero_fraction", "ffn_dead_fraction",
+                    "tokens_per_second"):  # fmt: skip
+            assert isinstance(row[key], int | float), key
+    assert result.data["corpus"]["sha256"] == corpus.sha256
+    assert result.data["python_version"] == sys.version.split()[0]
+    assert set(result.data["floors"]) == {"unigram", "bigram"}
+    assert [c.source for c in result.claims] == [
+        "Li et al. 2022", "Mirzadeh et al. 2023", "Shazeer 2020", "explainer"
+    ]  # fmt: skip
+    assert all(c.command == "gradsight lab --only llm_ffn --quick" for c in result.claims)
+    assert len(result.figures) == 4 and all(f.svg.startswith("<?xml") for f in result.figures)
+    total = len(FORMS) * TINY.steps
+    assert calls[0][0] == 0 and "about" in calls[0][2]
+    assert calls[-1][:2] == (total, total)
+    assert "1 seed" in result.scale

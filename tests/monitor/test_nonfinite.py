@@ -1,0 +1,138 @@
+"""The first NaN/Inf: planted in block k, in the forward and in the backward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import gradsight as gs
+
+
+class Block(nn.Module):
+    def __init__(self, d: int, fault: str | None = None) -> None:
+        super().__init__()
+        self.fc = nn.Linear(d, d)
+        self.fault = fault
+
+    def forward(self, x):
+        h = F.gelu(self.fc(x))
+        if self.fault == "forward":
+            h = torch.sqrt(h - 1.0)  # negative entries: NaN in the forward
+        elif self.fault == "backward":
+            # forward: sqrt(0) = 0, finite; backward: 0 * 1/(2 sqrt 0) = nan
+            h = h + 0.0 * torch.sqrt(h - h)
+        return h
+
+
+class Net(nn.Module):
+    def __init__(self, fault: str | None, k: int, n: int = 5, d: int = 8) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([Block(d, fault if i == k else None) for i in range(n)])
+        self.head = nn.Linear(d, 2)
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x)
+        return self.head(x)
+
+
+def _train(model, mon, steps=3, fault_at=None):
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    planned = [b.fault for b in model.blocks]
+    for step in range(steps):
+        if fault_at is not None:
+            for b, fault in zip(model.blocks, planned, strict=False):
+                b.fault = fault if step >= fault_at else None
+        x, y = torch.randn(6, 8), torch.randint(0, 2, (6,))
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        mon.step()
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_forward_nan_origin_is_block_k(k):
+    model = Net("forward", k)
+    with gs.watch(model) as mon:  # default settings: every=10
+        _train(model, mon, steps=3)
+    (f,) = [f for f in mon.report().findings if f.kind == "non_finite" and f.evidence["phase"] == "forward"]
+    assert f.evidence["module"] == f"blocks.{k}"
+    assert f.layers == (f"blocks.{k}/sqrt#0",)
+    assert f.evidence["step"] == 0
+    assert f.evidence["op"] == "sqrt"
+    assert "clamp_min" in f.remedy
+    assert f.severity == "critical"
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_backward_nan_origin_is_block_k(k):
+    model = Net("backward", k)
+    with gs.watch(model) as mon:
+        _train(model, mon, steps=1)
+    findings = [f for f in mon.report().findings if f.kind == "non_finite"]
+    (f,) = [f for f in findings if f.evidence["phase"] == "backward"]
+    assert f.evidence["module"] == f"blocks.{k}"
+    assert f.layers == (f"blocks.{k}/sqrt#0",)
+    assert not [f for f in findings if f.evidence["phase"] == "forward"]  # the forward was finite
+
+
+def test_nan_first_appearing_at_a_later_unlogged_step_is_found_at_that_step():
+    model = Net(None, 0)
+    model.blocks[2].fault = "forward"
+    with gs.watch(model, every=10) as mon:
+        _train(model, mon, steps=6, fault_at=4)
+    (f,) = [f for f in mon.report().findings if f.kind == "non_finite" and f.evidence["phase"] == "forward"]
+    assert f.evidence["step"] == 4
+    assert f.evidence["module"] == "blocks.2"
+
+
+def test_nan_in_the_input_batch():
+    model = Net(None, 0)
+    with gs.watch(model) as mon:
+        x = torch.randn(4, 8)
+        x[1, 3] = float("nan")
+        model(x).sum().backward()
+        mon.step()
+    (f,) = [f for f in mon.report().findings if f.kind == "non_finite"]
+    assert f.evidence["phase"] == "input" and f.evidence["nan"] == 1
+
+
+def test_non_finite_loss_gradient_is_blamed_on_the_loss():
+    model = Net(None, 0)
+    with gs.watch(model) as mon:
+        out = model(torch.randn(4, 8))
+        torch.sqrt(out - out.detach()).sum().backward()  # d sqrt(0) = inf, outside the model
+        mon.step()
+    found = {f.evidence["phase"] for f in mon.report().findings if f.kind == "non_finite"}
+    assert found == {"loss"}
+
+
+def test_the_model_is_not_changed_by_locating():
+    model = Net("forward", 2)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with gs.watch(model) as mon:
+        model(torch.randn(4, 8)).sum()
+        mon.step()
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]) or torch.isnan(v).any()
+    assert [f.evidence["module"] for f in mon.report().findings] == ["blocks.2"]
+
+
+def test_functional_origin_at_the_root_forward():
+    class Root(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return torch.log(self.fc(x) - 100.0)
+
+    model = Root()
+    with gs.watch(model) as mon:
+        model(torch.randn(3, 4)).sum().backward()
+        mon.step()
+    (f,) = [f for f in mon.report().findings if f.kind == "non_finite"]
+    assert f.layers == ("log#0",) and f.evidence["module"] == ""

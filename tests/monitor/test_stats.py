@@ -1,0 +1,136 @@
+"""Measurements against values computed by hand on the same tensors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tests.monitor.helpers import mlp, train
+from torch import nn
+
+import gradsight as gs
+
+
+def test_dead_units_planted_by_a_huge_negative_bias_give_the_exact_fraction():
+    model = mlp(depth=3, width=64, init="he")
+    killed = [0, 5, 9, 17, 33, 40, 41, 63]
+    with torch.no_grad():
+        model[2].bias[killed] = -1e6  # units of site "3" can never turn on
+    with gs.watch(model, every=1, window=4) as mon:
+        train(model, mon, steps=6)
+    rep = mon.report()
+    assert rep.layer("3").dead_fraction == len(killed) / 64
+    assert rep.layer("1").dead_fraction == 0.0
+    assert rep.layer("3").samples == 4 * 32  # window of 4 steps, batch 32
+    assert rep.layer("3").steps == 4
+
+
+def test_grad_norm_and_mean_derivative_equal_hand_computation():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(8, 12), nn.Tanh(), nn.Linear(12, 3))
+    x, y = torch.randn(10, 8), torch.randint(0, 3, (10,))
+    # by hand
+    h = torch.tanh(model[0](x))
+    h.retain_grad()
+    F.cross_entropy(model[2](h), y).backward()
+    want_g = h.grad.norm().item()
+    want_md = (1 - h.detach() ** 2).mean().item()
+    model.zero_grad()
+    with gs.watch(model, every=1) as mon:
+        F.cross_entropy(model(x), y).backward()
+        mon.step()
+    ls = mon.report().layers[0]
+    assert ls.grad_norm == pytest.approx(want_g, rel=1e-6)
+    assert ls.mean_derivative == pytest.approx(want_md, rel=1e-5)
+    assert ls.grad_rms == pytest.approx(want_g / math.sqrt(10 * 12), rel=1e-6)
+    assert ls.units == 12 and ls.samples == 10
+
+
+def test_saturated_fraction_counts_units_with_a_closed_valve():
+    model = nn.Sequential(nn.Linear(4, 8), nn.Sigmoid(), nn.Linear(8, 2))
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.copy_(torch.tensor([30.0, -30.0, 30.0, 0.0, 0.0, 0.0, 0.0, 0.0]))
+    with gs.watch(model, every=1) as mon:
+        train(model, mon, steps=2, d_in=4, d_out=2, lr=0.0)
+    ls = mon.report().layers[0]
+    assert ls.saturated_fraction == 3 / 8
+    assert ls.active_fraction == 5 / 8
+    assert ls.dead_fraction == 0.0  # sigmoid'(30) is 0 in float32: saturated, not dead
+
+
+def test_relu_reports_no_saturation():
+    model = mlp(depth=2)
+    with gs.watch(model, every=1) as mon:
+        train(model, mon, steps=2)
+    assert all(ls.saturated_fraction == 0.0 for ls in mon.report().layers)
+
+
+def test_dead_means_dead_for_every_sample_in_the_window():
+    # unit 0 fires only for the samples of step 0: with a 2-step window it is alive at
+    # step 1 and dead at step 2
+    lin = nn.Linear(1, 2)
+    model = nn.Sequential(lin, nn.ReLU())
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0], [1.0]]))
+        lin.bias.copy_(torch.tensor([0.0, 10.0]))
+    xs = [torch.ones(4, 1), -torch.ones(4, 1), -torch.ones(4, 1)]
+    dead = []
+    with gs.watch(model, every=1, window=2) as mon:
+        for x in xs:
+            model(x).sum().backward()
+            mon.step()
+            dead.append(mon.history[-1].layers[0].dead_fraction)
+    assert dead == [0.0, 0.0, 0.5]
+
+
+def test_every_n_measures_sites_only_on_logged_steps():
+    model = mlp(depth=2)
+    with gs.watch(model, every=3) as mon:
+        train(model, mon, steps=7)
+    assert [rec.step for rec in mon.history] == [0, 3, 6]
+    assert mon.report().layers[0].steps == 3
+
+
+def test_param_stats_measure_the_actual_update():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+    with gs.watch(model, every=1) as mon:
+        F.cross_entropy(model(x), y).backward()
+        g = torch.cat([model[0].weight.grad.flatten(), model[0].bias.grad.flatten()])
+        w = torch.cat([model[0].weight.detach().flatten(), model[0].bias.detach().flatten()])
+        opt.step()
+        opt.zero_grad()
+        mon.step()
+    p0 = {p.name: p for p in mon.report().params}["0"]
+    assert p0.grad_norm == pytest.approx(g.norm().item(), rel=1e-6)
+    assert p0.update_ratio == pytest.approx((0.1 * g).norm().item() / w.norm().item(), rel=1e-5)
+    assert mon.report().layers[0].incoming == "0"
+    assert mon.report().layers[0].update_ratio == p0.update_ratio
+
+
+def test_gated_module_site_measures_the_gate():
+    model = nn.Sequential(nn.Linear(6, 8), gs.activation("reglu").module(), nn.Linear(4, 2))
+    with torch.no_grad():
+        model[0].bias[:4] = torch.tensor([-1e6, -1e6, 0.0, 0.0])  # gate units 0, 1 closed
+    with gs.watch(model, every=1) as mon:
+        train(model, mon, steps=2, d_in=6, d_out=2)
+    ls = mon.report().layers[0]
+    assert ls.activation == "reglu" and ls.units == 4
+    assert ls.dead_fraction == 0.5
+
+
+def test_gradient_accumulation_sums_microbatches():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    xs = [torch.randn(5, 4), torch.randn(7, 4)]
+    with gs.watch(model, every=1) as mon:
+        for x in xs:
+            model(x).sum().backward()
+        mon.step()
+    ls = mon.report().layers[0]
+    assert ls.samples == 12
