@@ -66,3 +66,28 @@ def test_help_has_an_example(flag):
     assert result.exit_code == 0
     assert "Example: gradsight lab --quick --out report" in result.output
     assert "--only" in result.output and "--quick" in result.output
+
+
+def test_out_that_is_a_file_fails_before_running(tmp_path):
+    f = tmp_path / "report"
+    f.write_text("not a directory")
+    result = runner.invoke(app, ["lab", "--only", "explainer", "--out", str(f)])
+    assert isinstance(result.exception, GradsightError)
+    assert "is a file; expected a directory" in str(result.exception)
+    assert "explainer 0." not in result.output  # nothing ran
+
+
+def test_a_failing_experiment_is_reported_and_the_others_kept(tmp_path, monkeypatch):
+    from gradsight.lab import registry
+
+    def boom(quick, progress):
+        raise RuntimeError("planted failure")
+
+    registry.names()  # load the real experiments first
+    monkeypatch.setitem(registry._REGISTRY, "boom", registry.Experiment("boom", "Boom", boom, 99, 1.0))
+    result = runner.invoke(app, ["lab", "--only", "explainer,boom", "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "boom failed" in result.output and "planted failure" in result.output
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert list(doc["experiments"]) == ["explainer"]
+    assert doc["failed"] == {"boom": "RuntimeError: planted failure"}

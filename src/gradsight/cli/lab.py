@@ -36,21 +36,22 @@ def _selected(only: list[str] | None) -> list:
     return [e for e in everything if e.name in set(wanted)]
 
 
+_QUICK = typer.Option(
+    False, "--quick", help="Small grids and few steps: the whole lab in under 5 minutes."
+)
+_OUT = typer.Option(
+    Path("report"), "--out", help="Directory for index.html and results.json (created)."
+)
+_ONLY = typer.Option(
+    None,
+    "--only",
+    help="Run only this experiment (repeat, or separate names by commas).",
+    metavar="NAME",
+)
+
+
 @app.command("lab")
-def lab(
-    quick: bool = typer.Option(
-        False, "--quick", help="Small grids and few steps: the whole lab in under 5 minutes."
-    ),
-    out: Path = typer.Option(
-        Path("report"), "--out", help="Directory for index.html and results.json (created)."
-    ),
-    only: list[str] | None = typer.Option(
-        None,
-        "--only",
-        help="Run only this experiment (repeat, or separate names by commas).",
-        metavar="NAME",
-    ),
-) -> None:
+def lab(quick: bool = _QUICK, out: Path = _OUT, only: list[str] | None = _ONLY) -> None:
     """Run the lab's experiments and write DIR/index.html and DIR/results.json.
 
     Each experiment settles some of the ReLU explainer's claims or reproduces a paper result;
@@ -73,6 +74,8 @@ def lab(
     from gradsight.report import build
 
     chosen = _selected(only)
+    if out.exists() and not out.is_dir():  # fail before the experiments run, not after
+        raise GradsightError(f"--out {str(out)!r} is a file; expected a directory (it is created)")
     console = Console()
     budget = sum(e.quick_budget_s for e in chosen)
     mode = "quick" if quick else "full"
@@ -100,8 +103,6 @@ def lab(
 
             try:
                 result = registry.run(exp.name, quick=quick, progress=progress)
-            except GradsightError:
-                raise
             except Exception as exc:  # one broken experiment must not lose the others
                 failed[exp.name] = f"{type(exc).__name__}: {exc}"
                 bar.update(task, total=1, completed=0, message="failed")

@@ -109,7 +109,7 @@ def _q1_he(f: Facts) -> str | None:
     if not _all(depth, he, xa):
         return None
     return (
-        f"Because about half the units are off, each ReLU layer halves the signal unless "
+        f"Because about half the units are off, each ReLU layer halves the signal's variance unless "
         f"σ_w² = 2 (He init): our {depth:.0f}-layer ReLU MLP reached {_pct(he)} training "
         f"accuracy from He init and {_pct(xa)} from Xavier init in the same steps."
     )
@@ -262,8 +262,14 @@ def _q4_speed(f: Facts) -> str | None:
     best = f.ev("training_speed.relu_converges_faster", "fastest_activation")
     if not isinstance(best, dict) or not best:
         return None
-    parts = [f"{k}: {v}" for k, v in list(best.items())[:3]]
-    return "The fastest activation to a target accuracy changed with the setting (" + "; ".join(parts) + ")."
+    counts: dict[str, int] = {}
+    for act in best.values():
+        counts[str(act)] = counts.get(str(act), 0) + 1
+    parts = ", ".join(f"{a} in {n}" for a, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return (
+        f"Across our {len(best)} training-speed settings the fastest activation to the target "
+        f"accuracy was {parts}, so the answer depends on depth, init and optimizer."
+    )
 
 
 def _q4_general(f: Facts) -> str | None:

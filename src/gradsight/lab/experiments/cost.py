@@ -3,8 +3,9 @@
 The explainer says ReLU's forward and backward are cheaper than sigmoid, tanh and GELU. On a
 CPU an elementwise op over a large tensor is close to memory-bound, so the honest yardstick is
 a plain copy of the same tensor (the bandwidth floor). Every op is timed interleaved with the
-others in one process (a fresh random order each round), and the verdict rests on *paired*
-per-round ratios to ReLU, so a burst of load from another process hits both sides of a ratio.
+others in one process (a fresh random order each round; per round the fastest of three
+back-to-back calls, which drops most preemptions), and the verdict rests on *paired* per-round
+ratios to ReLU, so a burst of load from another process hits both sides of a ratio.
 
 The timed ops are the catalog's own PyTorch modules (``gs.activation(name).module()``):
 forward under ``no_grad``, and forward + ``torch.autograd.grad`` for the backward. A width-256
@@ -222,9 +223,10 @@ def _ops(names: Sequence[str], n: int) -> dict[str, tuple[Callable[[], Any], Cal
 
 def measure(
     names: Sequence[str], n: int, rounds: int, progress: Progress | None = None,
-    seed: int = 0, done: int = 0, total: int = 0,
+    seed: int = 0, done: int = 0, total: int = 0, repeats: int = 3,
 ) -> dict[str, dict[str, list[float]]]:
-    """{"forward": {op: [s per round]}, "forward_backward": {...}}, all ops interleaved."""
+    """{"forward": {op: [s per round]}, "forward_backward": {...}}: in each round every op runs
+    once in a fresh random order, timed as the fastest of ``repeats`` back-to-back calls."""
     ops = _ops(names, n)
     for f, fb in ops.values():  # warm-up: first calls pay one-off dispatch and allocation
         f()
@@ -238,11 +240,12 @@ def measure(
         rng.shuffle(order)
         for k, phase in order:
             fn = ops[k][phase]
-            t0 = time.perf_counter()
-            fn()
-            out["forward" if phase == 0 else "forward_backward"][k].append(
-                time.perf_counter() - t0
-            )
+            best = float("inf")
+            for _ in range(repeats):  # the fastest of a few back-to-back calls drops preemptions
+                t0 = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - t0)
+            out["forward" if phase == 0 else "forward_backward"][k].append(best)
         if progress is not None:
             progress(done + r + 1, total, f"{n:,} elements")
     return out
@@ -314,7 +317,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     """Time each activation's forward and forward+backward per element, beside a copy."""
     names = activation_names(quick)
     sizes = [2**14, 2**20] if quick else [2**12, 2**16, 2**20, 2**23]
-    rounds = 30 if quick else 80
+    rounds = 25 if quick else 80
     # one thread: with two, every op ends in a barrier, and on cores shared with other work
     # a descheduled thread makes the other wait a whole time slice (milliseconds), swamping
     # the microseconds being measured
@@ -370,7 +373,8 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     )
     scale = (
         f"{', '.join(f'{n:,}' for n in sizes)} float32 elements on CPU, {threads} torch threads, "
-        f"{rounds} interleaved rounds per size, medians of paired ratios; PyTorch eager ops, "
+        f"{rounds} interleaved rounds per size (each the fastest of 3 calls), medians of paired "
+        "ratios; PyTorch eager ops, "
         f"{'freed memory kept by the allocator' if kept else 'default allocator'}. Other "
         "processes share the cores, so single timings are noisy; ratios are paired per round."
     )

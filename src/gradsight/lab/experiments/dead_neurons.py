@@ -330,8 +330,10 @@ def _figure(sweep: dict[tuple[float, Any], list[Run]], remedies: dict[str, list[
     a.legend(fontsize=8)
     for name, runs in remedies.items():
         steps, dead = _curve(runs)
+        ok = sum(not r.diverged for r in runs)
+        label = name if ok == len(runs) else f"{name} ({len(runs) - ok}/{len(runs)} diverged)"
         if steps:
-            b.plot(steps, dead, label=name, lw=2 if name == "baseline" else 1.3)
+            b.plot(steps, dead, label=label, lw=2 if name == "baseline" else 1.3)
     b.set_xlabel("step")
     b.set_title(f"Remedies and revival at lr {kill_lr:g}")
     b.legend(fontsize=8)

@@ -313,7 +313,9 @@ def _figure(at_zero: dict[str, float]) -> Figure:
     a.legend(fontsize=8)
     names = list(at_zero)
     b.barh(names, [at_zero[k] for k in names], color="#4477aa")
-    b.set_xlim(0, 1.05)
+    for i, k in enumerate(names):
+        b.text(at_zero[k] + 0.02, i, f"{at_zero[k]:g}", va="center", fontsize=9)
+    b.set_xlim(0, 1.15)
     b.set_xlabel("autograd derivative at exactly x = 0")
     b.set_title("Same function, different kink")
     b.invert_yaxis()

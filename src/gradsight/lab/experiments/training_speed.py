@@ -183,7 +183,7 @@ def _train_activation(
     return out, seconds
 
 
-def _figure(rows: list[dict[str, Any]], activations: Sequence[str]) -> Figure:
+def _figure(rows: list[dict[str, Any]], activations: Sequence[str], budget: int) -> Figure:
     import matplotlib
 
     matplotlib.use("agg")
@@ -192,7 +192,7 @@ def _figure(rows: list[dict[str, Any]], activations: Sequence[str]) -> Figure:
     settings = list(dict.fromkeys(r["setting"] for r in rows))
     fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(settings) + 2), 4.2))
     width = 0.8 / len(activations)
-    cap = max([s for r in rows for s in r["steps_per_seed"] if s is not None] + [1]) * 1.15
+    cap = budget * 1.1  # where "not reached within the step budget" is drawn
     colors = plt.get_cmap("tab10")
     for j, act in enumerate(activations):
         for i, setting in enumerate(settings):
@@ -206,7 +206,9 @@ def _figure(rows: list[dict[str, Any]], activations: Sequence[str]) -> Figure:
             med = cap if row["median_steps"] is None else min(row["median_steps"], cap)
             ax.plot([x - width / 2.5, x + width / 2.5], [med] * 2, color=colors(j), lw=2)
     ax.axhline(cap, color="#999", lw=0.8, ls=":")
-    ax.text(len(settings) - 0.5, cap, "not reached", ha="right", va="bottom", fontsize=8, color="#666")
+    ax.text(len(settings) - 0.5, cap, f"not reached in {budget} steps", ha="right", va="bottom",
+            fontsize=8, color="#666")
+    ax.set_ylim(0, cap * 1.08)
     ax.set_xticks(range(len(settings)))
     ax.set_xticklabels([s.replace("/", "\n") for s in settings], fontsize=7)
     ax.set_ylabel("steps to target test accuracy")
@@ -332,6 +334,6 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         rows=rows,
         data={"targets": {d: TARGETS[d] for d in grid.datasets}, "curves": curves,
               "outcomes": outcomes, "lrs": {k: list(v) for k, v in LRS.items()}},
-        figures=[_figure(rows, grid.activations)],
+        figures=[_figure(rows, grid.activations, grid.steps)],
         claims=[claim],
     )
