@@ -9,22 +9,10 @@ from pathlib import Path
 import pytest
 
 import gradsight as gs
-from gradsight.cli import main
 
 
-def run(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    """Run ``gradsight ARGS`` through ``gradsight.cli.main``; (exit code, stdout, stderr)."""
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setattr(sys, "argv", ["gradsight", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out = capsys.readouterr()
-    code = exit_info.value.code
-    return (0 if code is None else code), out.out, out.err
-
-
-def test_activations_lists_every_registered_name_with_its_numbers(capsys, monkeypatch):
-    code, out, _ = run(["activations"], capsys, monkeypatch)
+def test_activations_lists_every_registered_name_with_its_numbers(cli):
+    code, out, _ = cli(["activations"])
     assert code == 0
     rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
     assert set(rows) == set(gs.activations.names())
@@ -34,8 +22,8 @@ def test_activations_lists_every_registered_name_with_its_numbers(capsys, monkey
     assert "saturating" in rows["tanh"] and "zero-centered" in rows["tanh"]
 
 
-def test_activations_plot_writes_one_file_per_entry(capsys, monkeypatch, tmp_path):
-    code, out, _ = run(["activations", "--plot", str(tmp_path)], capsys, monkeypatch)
+def test_activations_plot_writes_one_file_per_entry(cli, tmp_path):
+    code, out, _ = cli(["activations", "--plot", str(tmp_path)])
     assert code == 0 and f"wrote {len(gs.activations.names())} plots" in out
     assert sorted(p.stem for p in tmp_path.glob("*.svg")) == sorted(gs.activations.names())
 
@@ -48,30 +36,26 @@ def _table(out: str) -> list[list[str]]:
     ]
 
 
-def test_derivative_prints_exact_values_including_negative_inputs(capsys, monkeypatch):
-    code, out, _ = run(["derivative", "relu", "-1", "0", "2"], capsys, monkeypatch)
+def test_derivative_prints_exact_values_including_negative_inputs(cli):
+    code, out, _ = cli(["derivative", "relu", "-1", "0", "2"])
     assert code == 0
     assert _table(out) == [["-1.0", "0.0", "0.0"], ["0.0", "0.0", "0.0"], ["2.0", "2.0", "1.0"]]
     assert "f'(0) = 0.0 is the kink convention" in out
 
 
-def test_derivative_takes_parameters(capsys, monkeypatch):
-    code, out, _ = run(
-        ["derivative", "leaky_relu", "-1", "0", "--param", "negative_slope=0.2"],
-        capsys,
-        monkeypatch,
+def test_derivative_takes_parameters(cli):
+    code, out, _ = cli(
+        ["derivative", "leaky_relu", "-1", "0", "--param", "negative_slope=0.2"]
     )
     assert code == 0 and _table(out) == [["-1.0", "-0.2", "0.2"], ["0.0", "0.0", "0.2"]]
-    code, out, _ = run(
-        ["derivative", "relu", "0", "-p", "derivative_at_zero=1"], capsys, monkeypatch
-    )
+    code, out, _ = cli(["derivative", "relu", "0", "-p", "derivative_at_zero=1"])
     assert _table(out) == [["0.0", "0.0", "1.0"]]
-    code, out, _ = run(["derivative", "sigmoid", "0"], capsys, monkeypatch)
+    code, out, _ = cli(["derivative", "sigmoid", "0"])
     assert _table(out) == [["0.0", "0.5", "0.25"]]
 
 
-def test_derivative_of_a_gated_form_prints_both_partials(capsys, monkeypatch):
-    code, out, _ = run(["derivative", "reglu", "-1", "2", "--gate", "3"], capsys, monkeypatch)
+def test_derivative_of_a_gated_form_prints_both_partials(cli):
+    code, out, _ = cli(["derivative", "reglu", "-1", "2", "--gate", "3"])
     assert code == 0
     assert _table(out) == [
         ["-1.0", "3.0", "0.0", "0.0", "0.0"],
@@ -123,39 +107,37 @@ def test_derivative_of_a_gated_form_prints_both_partials(capsys, monkeypatch):
         "range",
     ],
 )
-def test_bad_input_is_one_line_quoting_the_value(args, message, capsys, monkeypatch, tmp_path):
+def test_bad_input_is_one_line_quoting_the_value(args, message, cli, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    code, out, err = run(args, capsys, monkeypatch)
+    code, out, err = cli(args)
     assert code == 2
     assert err.startswith(message) and err.count("\n") == 1
     assert not list(tmp_path.iterdir())  # nothing written
 
 
-def test_plot_writes_svg_and_png(capsys, monkeypatch, tmp_path):
+def test_plot_writes_svg_and_png(cli, tmp_path):
     svg = tmp_path / "acts.svg"
-    code, out, _ = run(["plot", "relu", "gelu", "swiglu", "--out", str(svg)], capsys, monkeypatch)
+    code, out, _ = cli(["plot", "relu", "gelu", "swiglu", "--out", str(svg)])
     assert code == 0 and f"wrote {svg}" in out.replace("\n", "")
     text = svg.read_text()
     assert text.startswith("<?xml") and "<svg" in text
     png = tmp_path / "sub" / "elu.png"
-    code, _, _ = run(
-        ["plot", "elu", "--out", str(png), "--param", "alpha=2", "--xmin", "-2"],
-        capsys,
-        monkeypatch,
+    code, _, _ = cli(
+        ["plot", "elu", "--out", str(png), "--param", "alpha=2", "--xmin", "-2"]
     )
     assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_plot_is_reproducible(capsys, monkeypatch, tmp_path):
+def test_plot_is_reproducible(cli, tmp_path):
     a, b = tmp_path / "a.svg", tmp_path / "b.svg"
-    run(["plot", "relu", "--out", str(a)], capsys, monkeypatch)
-    run(["plot", "relu", "--out", str(b)], capsys, monkeypatch)
+    cli(["plot", "relu", "--out", str(a)])
+    cli(["plot", "relu", "--out", str(b)])
     assert a.read_bytes() == b.read_bytes()
 
 
 @pytest.mark.parametrize("command", ["activations", "derivative", "plot"])
-def test_help_has_an_example(command, capsys, monkeypatch):
-    code, out, _ = run([command, "--help"], capsys, monkeypatch)
+def test_help_has_an_example(command, cli):
+    code, out, _ = cli([command, "--help"])
     assert code == 0 and f"Example: gradsight {command}" in out
 
 

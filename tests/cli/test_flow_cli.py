@@ -2,22 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-
-from gradsight.cli import main
-
-
-def run(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    """Run ``gradsight ARGS`` through ``gradsight.cli.main``; (exit code, stdout, stderr)."""
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setattr(sys, "argv", ["gradsight", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out = capsys.readouterr()
-    code = exit_info.value.code
-    return (0 if code is None else code), out.out, out.err
 
 
 def _rows(out: str) -> dict[int, list[str]]:
@@ -29,8 +14,8 @@ def _rows(out: str) -> dict[int, list[str]]:
     return rows
 
 
-def test_flow_prints_every_layer_with_theory(capsys, monkeypatch) -> None:
-    code, out, _ = run(
+def test_flow_prints_every_layer_with_theory(cli) -> None:
+    code, out, _ = cli(
         [
             "flow",
             "--activation",
@@ -43,10 +28,7 @@ def test_flow_prints_every_layer_with_theory(capsys, monkeypatch) -> None:
             "128",
             "--batch",
             "64",
-        ],
-        capsys,
-        monkeypatch,
-    )
+        ])
     assert code == 0
     rows = _rows(out)
     assert sorted(rows) == list(range(1, 9))
@@ -57,11 +39,9 @@ def test_flow_prints_every_layer_with_theory(capsys, monkeypatch) -> None:
     assert "regenerate: gradsight flow --activation sigmoid --depth 8 --init xavier" in out
 
 
-def test_flow_relu_he_is_critical(capsys, monkeypatch) -> None:
-    code, out, _ = run(
-        ["flow", "-a", "relu", "-d", "4", "--init", "he", "-w", "64", "--batch", "32"],
-        capsys,
-        monkeypatch,
+def test_flow_relu_he_is_critical(cli) -> None:
+    code, out, _ = cli(
+        ["flow", "-a", "relu", "-d", "4", "--init", "he", "-w", "64", "--batch", "32"]
     )
     assert code == 0 and "χ₁ = 1," in out and "(critical)" in out and "ξ = ∞" in out
 
@@ -81,15 +61,13 @@ def test_flow_relu_he_is_critical(capsys, monkeypatch) -> None:
         (["flow", "--depth", "0"], "depth=0"),
     ],
 )
-def test_flow_bad_input_is_one_line_and_exit_2(
-    capsys, monkeypatch, args: list[str], message: str
-) -> None:
-    code, out, err = run(args, capsys, monkeypatch)
+def test_flow_bad_input_is_one_line_and_exit_2(cli, args: list[str], message: str) -> None:
+    code, out, err = cli(args)
     assert code == 2 and message in err and err.startswith("error: ")
 
 
-def test_flow_help_has_an_example(capsys, monkeypatch) -> None:
-    code, out, _ = run(["flow", "--help"], capsys, monkeypatch)
+def test_flow_help_has_an_example(cli) -> None:
+    code, out, _ = cli(["flow", "--help"])
     assert (
         code == 0 and "Example: gradsight flow --activation sigmoid --depth 20 --init xavier" in out
     )

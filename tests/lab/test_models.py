@@ -102,6 +102,15 @@ def test_cnn_2d_and_1d() -> None:
     assert conv.weight.var().item() == pytest.approx(2 / 72, rel=0.1)
 
 
+def test_cnn_orthogonal_init_is_orthogonal() -> None:
+    # a conv is initialised as the Linear layer (C_out, C_in·k) it computes
+    net = CNN((1, 8, 8), 10, channels=(8, 16), activation="relu", init="orthogonal", seed=0)
+    w = net.features[0].weight.flatten(1).double()  # (8, 9): orthonormal rows
+    assert torch.allclose(w @ w.T, torch.eye(8, dtype=torch.float64), atol=1e-5)
+    w = net.features[2].weight.flatten(1).double()  # (16, 72): orthonormal rows
+    assert torch.allclose(w @ w.T, torch.eye(16, dtype=torch.float64), atol=1e-5)
+
+
 def test_block_uses_functional_gelu_and_no_gelu_module(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real = F.gelu

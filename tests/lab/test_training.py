@@ -94,6 +94,23 @@ def test_bad_metric() -> None:
         steps_to_target([], 0.5, metric="acc")
 
 
+def test_torch_threads_sets_and_restores_the_thread_count() -> None:
+    # the one context manager every experiment uses to run on one thread
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with training.torch_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="boom"), training.torch_threads(other):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before  # restored on an exception too
+    with training.torch_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(GradsightError, match=r"threads must be >= 1 or None, got 0"):
+        with training.torch_threads(0):
+            pass
+
+
 def test_float64_model_trains_in_float64(digits: data.Dataset) -> None:
     net = MLP(64, 10, 1, 16, "tanh", seed=0).double()
     res = train(net, digits, TrainConfig(steps=5, eval_every=5))

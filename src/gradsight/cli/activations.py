@@ -34,6 +34,11 @@ def _number(text: str, what: str) -> float:
     return value
 
 
+def _param_option(help: str) -> typer.models.OptionInfo:
+    """The repeatable ``--param/-p KEY=VALUE`` option, parsed by ``activations.parse_params``."""
+    return typer.Option("--param", "-p", metavar="KEY=VALUE", help=help)
+
+
 def _fmt(value: float) -> str:
     return "inf" if value == math.inf else repr(float(value))
 
@@ -112,12 +117,7 @@ def derivative_command(
     ],
     param: Annotated[
         list[str] | None,
-        typer.Option(
-            "--param",
-            "-p",
-            metavar="KEY=VALUE",
-            help="Activation parameter, e.g. negative_slope=0.2 (repeatable).",
-        ),
+        _param_option("Activation parameter, e.g. negative_slope=0.2 (repeatable)."),
     ] = None,
     gate: Annotated[
         str, typer.Option("--gate", metavar="B", help="Gated forms only: the gate b in f(a)·b.")
@@ -173,13 +173,7 @@ def plot_command(
         Path, typer.Option("--out", "-o", metavar="FILE", help="Output file: .svg, .png or .pdf.")
     ],
     param: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--param",
-            "-p",
-            metavar="KEY=VALUE",
-            help="Parameter for every named activation (repeatable).",
-        ),
+        list[str] | None, _param_option("Parameter for every named activation (repeatable).")
     ] = None,
     xmin: Annotated[str, typer.Option("--xmin", help="Left end of the x range.")] = "-4",
     xmax: Annotated[str, typer.Option("--xmax", help="Right end of the x range.")] = "4",

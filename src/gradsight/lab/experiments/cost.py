@@ -37,6 +37,7 @@ from gradsight.lab.registry import (
     command_for,
     experiment,
 )
+from gradsight.lab.training import torch_threads
 
 NAME = "cost"
 # the claim compares ReLU with these
@@ -321,14 +322,9 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     # one thread: with two, every op ends in a barrier, and on cores shared with other work
     # a descheduled thread makes the other wait a whole time slice (milliseconds), swamping
     # the microseconds being measured
-    threads_before = torch.get_num_threads()
     threads = 1
-    torch.set_num_threads(threads)
-    try:
-        with _keep_freed_memory() as kept:
-            tables, raw, rows, ratios_big = _measure_all(names, sizes, rounds, progress)
-    finally:
-        torch.set_num_threads(threads_before)
+    with torch_threads(threads), _keep_freed_memory() as kept:
+        tables, raw, rows, ratios_big = _measure_all(names, sizes, rounds, progress)
     big = max(sizes)
     verdict, text, evidence = cost_verdict(ratios_big)
     by_op = {r["op"]: r for r in tables[big]}

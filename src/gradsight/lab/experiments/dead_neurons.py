@@ -350,15 +350,14 @@ def _figure(sweep: dict[tuple[float, Any], list[Run]], remedies: dict[str, list[
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     """Sweep learning rate × bias init, then remedies and revival; see the module docstring."""
     from gradsight.lab import data
+    from gradsight.lab.training import torch_threads
 
     setup = QUICK if quick else FULL
     ds = data.load("digits")
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is as fast and immune to barrier stalls
     total = len(setup.lrs) * len(setup.bias_inits) * setup.seeds + 4 * setup.seeds
     done = 0
     sweep: dict[tuple[float, Any], list[Run]] = {}
-    try:
+    with torch_threads(1):  # tiny models: one thread is as fast and immune to barrier stalls
         for bias in setup.bias_inits:
             for lr in setup.lrs:
                 runs = []
@@ -383,8 +382,6 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
                 done += 1
                 progress(done, total, arm)
             remedies[arm] = runs
-    finally:
-        torch.set_num_threads(threads_before)
 
     rows = [
         _summary({"part": "sweep", "lr": lr, "bias_init": "pytorch_default" if b is None else b}, rs)

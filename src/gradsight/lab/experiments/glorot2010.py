@@ -116,6 +116,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     from gradsight import theory
     from gradsight.lab import data
     from gradsight.lab.models import MLP
+    from gradsight.lab.training import torch_threads
 
     depth, width = 5, 256
     seeds = 3 if quick else 10
@@ -126,9 +127,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     total = 2 * len(INITS) * seeds
     done = 0
     measured: dict[tuple[str, str], tuple[list[list[float]], list[list[float]], float]] = {}
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matmuls: one thread avoids barrier stalls on shared cores
-    try:
+    with torch_threads(1):  # small matmuls: one thread avoids barrier stalls on shared cores
         for act in ("tanh", "sigmoid"):
             for label, init in INITS.items():
                 acts, grads = [], []
@@ -141,8 +140,6 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
                     done += 1
                     progress(done, total, f"{act} {label}")
                 measured[(act, label)] = (acts, grads, model.variances()[1][0])
-    finally:
-        torch.set_num_threads(threads_before)
     for act in ("tanh", "sigmoid"):
         for label in INITS:
             acts, grads, sw2 = measured[(act, label)]

@@ -113,7 +113,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     from gradsight.lab import data
     from gradsight.lab.ensemble import train_ensemble
     from gradsight.lab.models import MLP
-    from gradsight.lab.training import TrainConfig, steps_to_target
+    from gradsight.lab.training import TrainConfig, steps_to_target, torch_threads
 
     depth, width = 30, 64
     seeds = 3 if quick else 5
@@ -121,9 +121,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     lrs = (0.003, 0.01, 0.03)
     inits = ("he", "xavier")
     ds = data.load("digits")
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matmuls: one thread is as fast and immune to barrier stalls
-    try:
+    with torch_threads(1):  # tiny matmuls: one thread is as fast and immune to barrier stalls
         profiles, signal = {}, {}
         for init in inits:
             per_seed = [
@@ -149,8 +147,6 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
                              eval_every=20 if quick else 50, eval_train_max=500)
         runs = train_ensemble(nets, ds, config, lrs=lr_k, seeds=seed_k)
         progress(2, 3, "trained")
-    finally:
-        torch.set_num_threads(threads_before)
 
     grouped: dict[str, dict[float, list[Any]]] = {}
     for (init, lr), r in zip(keys, runs, strict=True):

@@ -17,8 +17,6 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-import torch
-
 from gradsight.lab.registry import (
     Claim,
     ExperimentResult,
@@ -105,7 +103,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     """Train the small CNN with ReLU and with tanh; see the module docstring."""
     from gradsight.lab import data
     from gradsight.lab.models import CNN
-    from gradsight.lab.training import TrainConfig, steps_to_target, train
+    from gradsight.lab.training import TrainConfig, steps_to_target, torch_threads, train
 
     seeds = 3 if quick else 5
     steps = 150 if quick else 800
@@ -115,9 +113,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     total = len(acts) * len(lrs) * seeds
     done = 0
     results: dict[tuple[str, float], list[Any]] = {}
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(1)  # small convolutions: one thread avoids barrier stalls on shared cores
-    try:
+    with torch_threads(1):  # small convolutions: one thread avoids barrier stalls on shared cores
         for act in acts:
             for lr in lrs:
                 runs = []
@@ -129,8 +125,6 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
                     done += 1
                     progress(done, total, f"{act} lr {lr:g}")
                 results[(act, lr)] = runs
-    finally:
-        torch.set_num_threads(threads_before)
 
     steps_to: dict[tuple[str, float], list[int | None]] = {
         k: [steps_to_target(r, TARGET_ACC, "train_acc") for r in rs] for k, rs in results.items()

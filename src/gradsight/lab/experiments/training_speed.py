@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from gradsight.lab.registry import (
     Claim,
     ExperimentResult,
@@ -226,18 +224,16 @@ def _figure(rows: list[dict[str, Any]], activations: Sequence[str], budget: int)
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     """Train the grid and compare steps to target accuracy; see the module docstring."""
     from gradsight.lab import data
-    from gradsight.lab.training import steps_to_target
+    from gradsight.lab.training import steps_to_target, torch_threads
 
     grid = QUICK if quick else FULL
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matmuls: one thread is as fast and immune to barrier stalls
     total = len(grid.datasets) * len(grid.depths) * len(grid.activations) * len(grid.optimizers)
     done = 0
     rows: list[dict[str, Any]] = []
     outcomes: dict[str, str] = {}
     per_setting: dict[str, dict[str, list[int | None]]] = {}
     curves: dict[str, Any] = {}
-    try:
+    with torch_threads(1):  # tiny matmuls: one thread is as fast and immune to barrier stalls
         for ds_name in grid.datasets:
             ds = data.load(ds_name)
             target = TARGETS[ds_name]
@@ -273,8 +269,6 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
                             }
                         done += 1
                         progress(done, total, f"{ds_name} d{depth} {opt} {act}")
-    finally:
-        torch.set_num_threads(threads_before)
 
     for label, per_act in per_setting.items():
         if "relu" in per_act and "sigmoid" in per_act:

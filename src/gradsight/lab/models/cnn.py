@@ -16,7 +16,6 @@ torch.Size([4, 10])
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,34 +23,7 @@ import torch
 from torch import nn
 
 from gradsight.errors import GradsightError
-from gradsight.lab.models.mlp import check_init, init_linear, resolve_activation, weight_variance
-
-
-def init_conv(
-    conv: nn.Module, init: str, bias_init: float | None, generator: torch.Generator | None
-) -> None:
-    """Initialise a Conv1d/Conv2d like a Linear layer of fan-in C_in·k and fan-out C_out·k."""
-    weight = conv.weight  # (C_out, C_in, k...)
-    receptive = math.prod(weight.shape[2:])
-    fan_in, fan_out = weight.shape[1] * receptive, weight.shape[0] * receptive
-    with torch.no_grad():
-        if init == "pytorch_default":
-            bound = 1.0 / math.sqrt(fan_in)
-            weight.uniform_(-bound, bound, generator=generator)
-            if conv.bias is not None and bias_init is None:
-                conv.bias.uniform_(-bound, bound, generator=generator)
-        elif init == "orthogonal":
-            flat = nn.Linear(fan_in, weight.shape[0], bias=False)
-            init_linear(flat, "orthogonal", None, generator)
-            weight.copy_(flat.weight.view_as(weight))
-        else:
-            std = math.sqrt(weight_variance(init, fan_in, fan_out) / fan_in)
-            weight.normal_(0.0, std, generator=generator)
-        if conv.bias is not None:
-            if bias_init is not None:
-                conv.bias.fill_(float(bias_init))
-            elif init != "pytorch_default":
-                conv.bias.zero_()
+from gradsight.lab.models.mlp import check_init, init_linear, resolve_activation
 
 
 class CNN(nn.Module):
@@ -112,7 +84,7 @@ class CNN(nn.Module):
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         for m in self.features:
             if isinstance(m, (nn.Conv1d, nn.Conv2d)):
-                init_conv(m, self.init, self.bias_init, gen)
+                init_linear(m, self.init, self.bias_init, gen)
         init_linear(self.head, self.init, self.bias_init, gen)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

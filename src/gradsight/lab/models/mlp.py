@@ -86,29 +86,36 @@ def weight_variance(init: str, fan_in: int, fan_out: int) -> float:
 
 
 def init_linear(
-    layer: nn.Linear, init: str, bias_init: float | None, generator: torch.Generator | None = None
+    layer: nn.Module, init: str, bias_init: float | None, generator: torch.Generator | None = None
 ) -> None:
-    """Initialise ``layer`` in place under ``init`` and ``bias_init`` (see the module docstring)."""
+    """Initialise ``layer`` in place under ``init`` and ``bias_init`` (see the module docstring).
+
+    ``layer`` is an ``nn.Linear``, or an ``nn.Conv1d``/``nn.Conv2d`` treated as a Linear layer of
+    fan-in C_in·k and fan-out C_out·k (k: the kernel's size).
+    """
     check_init(init)
-    fan_out, fan_in = layer.weight.shape
+    weight = layer.weight  # (C_out, C_in) or (C_out, C_in, k...)
+    receptive = math.prod(weight.shape[2:])
+    fan_in, fan_out = weight.shape[1] * receptive, weight.shape[0] * receptive
     with torch.no_grad():
         if init == "pytorch_default":
             bound = 1.0 / math.sqrt(fan_in)
-            layer.weight.uniform_(-bound, bound, generator=generator)
+            weight.uniform_(-bound, bound, generator=generator)
             if layer.bias is not None and bias_init is None:
                 layer.bias.uniform_(-bound, bound, generator=generator)
         elif init == "orthogonal":
-            # QR of a Gaussian matrix with the sign fix of torch.nn.init.orthogonal_
-            rows, cols = fan_out, fan_in
+            # QR of a Gaussian matrix with the sign fix of torch.nn.init.orthogonal_, on the
+            # weight seen as (C_out, C_in·k)
+            rows, cols = weight.shape[0], fan_in
             flat = torch.randn(
-                max(rows, cols), min(rows, cols), generator=generator, dtype=layer.weight.dtype
+                max(rows, cols), min(rows, cols), generator=generator, dtype=weight.dtype
             )
             q, r = torch.linalg.qr(flat)
             q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
-            layer.weight.copy_(q if rows >= cols else q.T)
+            weight.copy_((q if rows >= cols else q.T).view_as(weight))
         else:
             std = math.sqrt(weight_variance(init, fan_in, fan_out) / fan_in)
-            layer.weight.normal_(0.0, std, generator=generator)
+            weight.normal_(0.0, std, generator=generator)
         if layer.bias is not None:
             if bias_init is not None:
                 layer.bias.fill_(float(bias_init))
