@@ -217,6 +217,9 @@ def train_one(
 
     monitor = None
     if revive:
+        # revive_dead draws fresh weights from torch's global generator: seed it per run so the
+        # revival arm is as reproducible as the others
+        torch.manual_seed(seed)
         from gradsight.monitor import watch
 
         monitor = watch(model, every=1, window=8, check_nonfinite=False).__enter__()
