@@ -24,8 +24,8 @@ from gradsight.lab.experiments.llm_ffn import (
 )
 from gradsight.lab.text import load_corpus, ngram_floors
 
-# a recipe small enough for the test budget that still learns (about 3 s on one core)
-SMALL = replace(QUICK, steps=400, warmup=40, eval_every=400, flow_steps=40, val_windows=None)
+# a recipe small enough for the test budget that still learns (about 3 s on an idle core)
+SMALL = replace(QUICK, steps=300, warmup=30, eval_every=300, flow_steps=30, val_windows=None)
 # a recipe that only exercises the plumbing: every form, every figure, every claim
 TINY = TrainConfig(
     d_model=16, n_layers=1, n_heads=2, context=16, batch_size=4, steps=12, warmup=2,

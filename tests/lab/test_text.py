@@ -70,7 +70,7 @@ def test_batches_same_seed_same_order_and_targets_shift_by_one(corpus) -> None:
 
 def test_batches_come_from_the_train_split_only(corpus) -> None:
     x, y = next(corpus.batches(64, 32, 0))
-    train = corpus.decode(corpus.train)
+    train = corpus.text[: corpus.n_train]
     for row, target in zip(x[:8], y[:8], strict=True):
         assert corpus.decode(torch.cat([row, target[-1:]])) in train
 
