@@ -844,8 +844,16 @@ def estimate_seconds(corpus: Corpus, cfg: TrainConfig, n_forms: int = len(FORMS)
 
 @experiment(NAME, TITLE, order=80, quick_budget_s=60.0)
 def run(quick: bool, progress: Progress) -> ExperimentResult:
-    """``gradsight lab --only llm_ffn [--quick]``: the :data:`QUICK` or :data:`FULL` recipe."""
-    return build_result(QUICK if quick else FULL, quick, progress)
+    """``gradsight lab --only llm_ffn [--quick]``: the :data:`QUICK` or :data:`FULL` recipe.
+
+    Runs on one torch thread: at these sizes two threads gain little on a quiet machine, and
+    when another process holds a core they stall at every barrier (measured: 16 ms vs 916 ms
+    a step for the quick model).
+    """
+    from gradsight.lab.training import torch_threads
+
+    with torch_threads(1):
+        return build_result(QUICK if quick else FULL, quick, progress)
 
 
 def build_result(cfg: TrainConfig, quick: bool, progress: Progress) -> ExperimentResult:
