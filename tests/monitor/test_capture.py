@@ -248,3 +248,25 @@ def test_no_grad_forward_is_not_measured_and_does_not_crash():
             model(torch.randn(4, 16))
         train(model, mon, steps=1)
     assert mon.report().layers[0].steps == 1
+
+
+def test_first_forward_raising_leaves_nothing_behind():
+    from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+
+    class Bad(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            F.relu(self.fc(x))
+            raise ValueError("first forward fails")
+
+    model = Bad()
+    n_pre, n_post = len(_global_optimizer_pre_hooks), len(_global_optimizer_post_hooks)
+    with pytest.raises(ValueError, match="first forward fails"):
+        with gs.watch(model):
+            model(torch.randn(2, 4))
+    assert _hooks(model) == 0
+    assert torch._C._len_torch_function_stack() == 0
+    assert (len(_global_optimizer_pre_hooks), len(_global_optimizer_post_hooks)) == (n_pre, n_post)
