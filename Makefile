@@ -19,6 +19,7 @@ report: $(STAMP)
 	@echo "open report/index.html"
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
 bench: $(STAMP)

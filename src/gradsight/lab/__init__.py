@@ -11,8 +11,8 @@ from gradsight.lab.registry import (
     ExperimentResult,
     Figure,
     experiment,
-    registered,
     names,
+    registered,
     run,
 )
 
