@@ -55,6 +55,15 @@ def _fast_output_derivative(act: Any) -> Any:
     public = act.output_derivative
     if public is None:
         return None
+    # the common ones in one kernel each (the catalog's formulas take two or three):
+    # relu's output is >= 0, so sign(y) is its step; sigmoid: y - y*y; tanh: 1 - y*y
+    name = getattr(act, "name", None)
+    if name == "relu":
+        return torch.sign
+    if name == "sigmoid":
+        return lambda y: torch.addcmul(y, y, y, value=-1)
+    if name == "tanh":
+        return lambda y: torch.addcmul(y.new_ones(()), y, y, value=-1)
     try:
         from gradsight.activations import _ops
 

@@ -240,16 +240,16 @@ class StatsWindow:
         self.last_W = W
         seg, thr = self._seg, self._thr
         nW = torch.stack([e.n_dev for e in self.ring]).sum(0)  # (S,) samples per unit
-        zeros = torch.zeros(S, device=device)
-        stacked = torch.stack(
+        rows = torch.stack(
             [
-                zeros.index_add(0, seg, flat),  # sum of f' this step
-                zeros.index_add(0, seg, W),  # sum of f' over the window
-                zeros.index_add(0, seg, (W == 0).float()),  # dead units
-                zeros.index_add(0, seg, (W < thr * nW[seg]).float()),  # closed valves
-                nW,
+                flat,  # sum of f' this step
+                W,  # sum of f' over the window
+                (W == 0).to(flat.dtype),  # dead units
+                (W < thr * nW[seg]).to(flat.dtype),  # closed valves
             ]
-        )  # (5, S)
+        )  # (4, U)
+        per_site = torch.zeros(4, S, device=device, dtype=rows.dtype).index_add_(1, seg, rows)  # (4, S)
+        stacked = torch.cat([per_site, nW.to(rows.dtype).unsqueeze(0)])  # (5, S): one segment sum
         host = torch.cat([packed[U:], stacked.flatten()]).tolist()  # the one host sync
         gsq, n_h, numel_h = host[0:S], host[S : 2 * S], host[2 * S : 3 * S]
         rest = host[3 * S :]
