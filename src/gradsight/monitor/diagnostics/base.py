@@ -47,6 +47,11 @@ class Diagnostic:
         raise NotImplementedError
 
 
+def sites_have(n: int) -> str:
+    """``"1 site has"`` or ``"N sites have"``: the subject of a finding's message."""
+    return "1 site has" if n == 1 else f"{n} sites have"
+
+
 def severity(value: float, warning: float, critical: float, larger_is_worse: bool = True) -> str | None:
     """'critical' / 'warning' / None by thresholds."""
     if not math.isfinite(value):

@@ -7,12 +7,8 @@ nets on random inputs show up to ~0.2 in their last layers, which stays below th
 
 from __future__ import annotations
 
-from gradsight.monitor.diagnostics.base import Context, Diagnostic, severity
+from gradsight.monitor.diagnostics.base import Context, Diagnostic, severity, sites_have
 from gradsight.monitor.records import Finding
-
-
-def _sites(n: int) -> str:
-    return "1 site has" if n == 1 else f"{n} sites have"
 
 WARN, CRIT = 0.25, 0.5
 
@@ -42,7 +38,7 @@ class DeadUnits(Diagnostic):
                 layers=tuple(s.name for s in bad),
                 severity=severity(worst, WARN, CRIT) or "warning",
                 message=(
-                    f"{_sites(len(bad))} at least {WARN:.0%} dead units (up to {worst:.1%}): "
+                    f"{sites_have(len(bad))} at least {WARN:.0%} dead units (up to {worst:.1%}): "
                     "zero for every sample in the window, they pass no gradient."
                 ),
                 evidence={

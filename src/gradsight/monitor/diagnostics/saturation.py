@@ -6,12 +6,8 @@ A site with saturated_fraction >= 0.25 is named (warning; >= 0.5 critical).
 
 from __future__ import annotations
 
-from gradsight.monitor.diagnostics.base import Context, Diagnostic, severity
+from gradsight.monitor.diagnostics.base import Context, Diagnostic, severity, sites_have
 from gradsight.monitor.records import Finding
-
-
-def _sites(n: int) -> str:
-    return "1 site has" if n == 1 else f"{n} sites have"
 
 WARN, CRIT = 0.25, 0.5
 
@@ -35,7 +31,7 @@ class Saturation(Diagnostic):
                 layers=tuple(s.name for s in bad),
                 severity=severity(worst, WARN, CRIT) or "warning",
                 message=(
-                    f"{_sites(len(bad))} at least {WARN:.0%} saturated units (up to "
+                    f"{sites_have(len(bad))} at least {WARN:.0%} saturated units (up to "
                     f"{worst:.1%}): their derivative is below 1% of its maximum."
                 ),
                 evidence={
