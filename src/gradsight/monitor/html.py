@@ -72,10 +72,12 @@ def grad_chart(layers: list[Any]) -> str:
         return M_TOP + plot_h * (1 - (math.log10(v) - lo) / (hi - lo))
 
     parts = [f'<svg width="{W}" height="{H}" role="img" aria-label="gradient norm per site">']
+    label_every = max(1, math.ceil((hi - lo) / 8))  # at most ~9 labels, however many decades
     for k in range(lo, hi + 1):
         yy = y(10.0**k)
         parts.append(f'<line x1="{M_LEFT}" x2="{W - 20}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#e6eaef"/>')
-        parts.append(f'<text x="{M_LEFT - 6}" y="{yy + 3:.1f}" text-anchor="end">1e{k}</text>')
+        if (k - lo) % label_every == 0:
+            parts.append(f'<text x="{M_LEFT - 6}" y="{yy + 3:.1f}" text-anchor="end">1e{k}</text>')
     pts = [(x, y(v)) for x, v in zip(xs, vals, strict=False) if _finite(v) and v > 0]
     if len(pts) > 1:
         path = " ".join(f"{x:.1f},{yy:.1f}" for x, yy in pts)
