@@ -19,3 +19,92 @@ def test_fast_output_derivative_matches_catalog(module: nn.Module) -> None:
     torch.testing.assert_close(fast, ref, atol=1e-6, rtol=0)
     if act.name == "relu":  # dead-unit counts must be exact
         assert torch.equal(fast.sum(0), ref.sum(0))
+
+
+KERNEL_CASES = [
+    ("relu", {}),
+    ("leaky_relu", {"negative_slope": 0.2}),
+    ("elu", {"alpha": 0.5}),
+    ("selu", {}),
+    ("gelu", {}),
+    ("gelu", {"approximate": "tanh"}),
+    ("silu", {}),
+    ("swish", {}),
+    ("softplus", {"beta": 2.0, "threshold": 5.0}),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), KERNEL_CASES)
+def test_backward_kernel_derivative_equals_the_catalog_kink_included(name, params):
+    import gradsight as gs
+    from gradsight.monitor.sites import _kernel_derivative
+
+    act = gs.activation(name, **params)
+    kernel = _kernel_derivative(act)
+    assert kernel is not None
+    x = torch.cat([torch.linspace(-30, 30, 601, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)])
+    got = kernel(x)
+    want = torch.as_tensor(act.derivative(x))
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert got[-1] == want[-1]  # f'(0): PyTorch's convention, the catalog's default
+
+
+def test_backward_kernel_is_not_used_for_a_non_pytorch_kink_convention():
+    import gradsight as gs
+    from gradsight.monitor.sites import _kernel_derivative
+
+    assert _kernel_derivative(gs.activation("relu", derivative_at_zero=1.0)) is None
+    assert _kernel_derivative(gs.activation("mish")) is None  # no aten kernel with an out=
+
+
+@pytest.mark.parametrize("module", [nn.ReLU(), nn.Sigmoid(), nn.Tanh(), nn.GELU(), nn.SiLU(), nn.ELU()])
+@pytest.mark.parametrize("shape", [(32, 16), (4, 8, 16)])
+def test_the_per_shape_reducer_equals_the_generic_per_unit_sum(module, shape):
+    from gradsight.monitor.sites import Site
+
+    site = Site(index=0, name="s", act=from_module(module), kind="module")
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=g) * 3
+    x[0, ..., :3] = 0.0
+    y = module(x)
+    want, n = site.per_unit_sum(site.derivative(x, y))
+    first, n1 = site.unit_sums(x, y)  # builds the reducer for this shape
+    assert site._reducer is not None and site._reducer[0] == y.shape
+    again, n2 = site.unit_sums(x, y)  # runs it
+    assert n == n1 == n2 == x.numel() // 16
+    assert again.dtype == torch.float32 and again.shape == (16,)
+    torch.testing.assert_close(again, want, rtol=1e-5, atol=1e-5)
+    if isinstance(module, nn.ReLU):  # counts are exact
+        assert torch.equal(again, want)
+
+
+def test_running_window_sums_equal_the_exact_sums():
+    from tests.monitor.helpers import mlp, train
+
+    import gradsight as gs
+
+    torch.manual_seed(0)
+    model = mlp(nn.GELU, depth=2, width=16)
+    with gs.watch(model, every=1, window=3) as mon:
+        train(model, mon, steps=11)
+        w = mon._window
+        exact = sum(e.flat for e in w.ring)
+        assert len(w.ring) == 3
+        assert (abs(w.last_W - exact) <= 1e-9 * abs(exact).max()).all()
+        assert w.last_N == [sum(e.n[i] for e in w.ring) for i in range(len(w.layout))]
+
+
+def test_history_stays_bounded_and_keeps_the_recent_steps_dense(monkeypatch):
+    from tests.monitor.helpers import mlp, train
+
+    import gradsight as gs
+    from gradsight.monitor import monitor
+
+    monkeypatch.setattr(monitor, "MAX_HISTORY", 8)
+    model = mlp(depth=1, width=8)
+    with gs.watch(model, every=1) as mon:
+        train(model, mon, steps=30)
+    steps = [r.step for r in mon.history]
+    assert len(steps) <= 8
+    assert steps[-4:] == [26, 27, 28, 29]  # the recent ones, every step
+    assert steps[0] < 10  # the start is still represented, sparser

@@ -117,10 +117,10 @@ def test_a_failing_sink_warns_and_loses_nothing(tmp_path):
 def test_a_failing_statistic_never_reaches_the_training_loop(monkeypatch):
     from gradsight.monitor import sites
 
-    def boom(self, x, y):
+    def boom(self, *args):
         raise RuntimeError("derivative exploded")
 
-    monkeypatch.setattr(sites.Site, "derivative", boom)
+    monkeypatch.setattr(sites.Site, "unit_sums", boom)
     model = mlp(depth=2)
     with pytest.warns(GradsightWarning, match="derivative exploded"):
         with gs.watch(model, every=1) as mon:

@@ -11,6 +11,7 @@ normalisation or a pooling layer, and a feature along the last dimension otherwi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,48 @@ def _fast_derivative(act: Any) -> Any:
     return lambda x: ops.where(x == 0, at_zero, df(ops, x, params))
 
 
+_SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946)  # alpha, scale
+
+
+def _same(params: dict[str, Any], **want: Any) -> bool:
+    return all(params.get(k, v) == v for k, v in want.items())
+
+
+def _kernel_derivative(act: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """x -> f'(x) by PyTorch's own backward kernel with a unit gradient,
+    ``aten.<op>_backward.grad_input(g, x, ..., grad_input=g)`` with ``g = ones_like(x)`` (the
+    result written over the unit gradient: elementwise, so safe): the derivative autograd
+    uses, its kink convention included, in two passes (the catalog's formulas take four to
+    eight for GELU). None for activations without such a kernel or with a kink convention
+    other than PyTorch's."""
+    name, p = getattr(act, "name", None), getattr(act, "_params", None)
+    if p is None:
+        return None
+    a = torch.ops.aten
+    kernel: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    if name == "relu" and _same(p, derivative_at_zero=0.0):
+        kernel = lambda g, x: a.threshold_backward.grad_input(g, x, 0, grad_input=g)  # noqa: E731
+    elif name == "leaky_relu" and p.get("derivative_at_zero") == p.get("negative_slope"):
+        slope = float(p["negative_slope"])
+        kernel = lambda g, x: a.leaky_relu_backward.grad_input(g, x, slope, False, grad_input=g)  # noqa: E731
+    elif name == "elu" and p.get("derivative_at_zero") == p.get("alpha"):
+        alpha = float(p["alpha"])
+        kernel = lambda g, x: a.elu_backward.grad_input(g, alpha, 1, 1, False, x, grad_input=g)  # noqa: E731
+    elif name == "selu" and _same(p, derivative_at_zero=_SELU[0] * _SELU[1]):
+        kernel = lambda g, x: a.elu_backward.grad_input(g, *_SELU, 1, False, x, grad_input=g)  # noqa: E731
+    elif name == "gelu" and p.get("approximate") in ("none", "tanh"):
+        approx = p["approximate"]
+        kernel = lambda g, x: a.gelu_backward.grad_input(g, x, approximate=approx, grad_input=g)  # noqa: E731
+    elif name == "silu" or (name == "swish" and _same(p, beta=1.0)):
+        kernel = lambda g, x: a.silu_backward.grad_input(g, x, grad_input=g)  # noqa: E731
+    elif name == "softplus":
+        beta, threshold = float(p["beta"]), float(p["threshold"])
+        kernel = lambda g, x: a.softplus_backward.grad_input(g, x, beta, threshold, grad_input=g)  # noqa: E731
+    if kernel is None:
+        return None
+    return lambda x: kernel(torch.ones_like(x, memory_format=torch.contiguous_format), x)
+
+
 def functional_name(module_path: str, act_name: str, k: int) -> str:
     """``"blocks.0/gelu#0"``; a call made by the root module's own forward is ``"gelu#0"``."""
     return f"{module_path}/{act_name}#{k}" if module_path else f"{act_name}#{k}"
@@ -119,7 +162,8 @@ class Site:
         base = self.act.inner if self.act.is_gated else self.act
         self.base = base  # the elementwise activation whose derivative is the valve
         self.out_deriv = None if self.act.is_gated else _fast_output_derivative(base)
-        self.in_deriv = _fast_derivative(base)
+        self.in_deriv = _kernel_derivative(base) or _fast_derivative(base)
+        self._reducer: tuple[torch.Size, Any, int] | None = None
         bound = float(base.derivative_bound)
         self.bound = bound if bound < float("inf") else float("nan")
         self.saturates = bool(base.saturates)
@@ -166,3 +210,38 @@ class Site:
         units = self.unit_count(d.shape)
         total = d.sum(dim=dims, dtype=torch.float32) if dims else d.float()  # (C,)
         return total, d.numel() // max(units, 1)
+
+    def unit_sums(self, x: torch.Tensor | None, y: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """``per_unit_sum(derivative(x, y))``: D (C,) float32 and the samples per unit. The
+        common case (feature-last float tensor of the shape seen last) runs a reducer built
+        once for that shape: one derivative kernel, one matrix-vector product."""
+        fast = self._reducer
+        if fast is not None and y.shape == fast[0]:
+            return fast[1](x, y), fast[2]
+        D, n = self.per_unit_sum(self.derivative(x, y))
+        self._reducer = self._build_reducer(y, n)
+        return D, n
+
+    def _build_reducer(self, y: torch.Tensor, n: int) -> tuple[torch.Size, Any, int] | None:
+        if self.act.is_gated or y.ndim < 2 or (self.channel_layout and y.ndim >= 3):
+            return None
+        if y.dtype not in (torch.float32, torch.float64) or n <= 0:
+            return None
+        C, ones = int(y.shape[-1]), torch.ones(n, dtype=y.dtype, device=y.device)
+        if self.out_deriv is not None:
+            df = self.out_deriv
+
+            def reduce(x: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+                return torch.mv(df(y.detach()).view(n, C).t(), ones).float()
+        elif self.in_deriv is not None:
+            df = self.in_deriv
+
+            def reduce(x: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+                if x is None:
+                    raise ValueError(f"site {self.name!r}: no input to take the derivative of")
+                return torch.mv(df(x.detach()).reshape(n, C).t(), ones).float()
+        else:
+            return None
+        return (y.shape, reduce, n)
+
+

@@ -24,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from gradsight.monitor.records import LayerStats
@@ -32,7 +33,7 @@ from gradsight.monitor.sites import Site
 CLOSED_VALVE = 0.01  # a unit whose mean derivative is below 1 % of sup|f'| passes ~no gradient
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Observation:
     """One forward call of one site, filled in by the forward and the backward hooks."""
 
@@ -46,8 +47,7 @@ class Observation:
 @dataclass
 class _StepEntry:
     step: int
-    flat: torch.Tensor  # (U,) per-unit D of every site in the layout
-    n_dev: torch.Tensor  # (S,) samples per unit, per site, on the device
+    flat: np.ndarray  # (U,) per-unit D of every site in the layout
     n: list[float]  # per site samples per unit
     gsq: list[float]  # per site sum of ||g||^2 (nan when no gradient was seen)
     numel: list[float]
@@ -133,20 +133,29 @@ class Summary:
 
 
 class StatsWindow:
-    """Turns each logged step's observations into LayerStats; keeps the window."""
+    """Turns each logged step's observations into a Summary; keeps the window.
+
+    The device work of a logged step is one concatenation of the observations' D and gradient
+    norms and one copy to the host; grouping by site and the window arithmetic (a few arrays
+    of one number per unit) run in numpy, where each operation costs a microsecond instead of
+    a kernel launch."""
 
     def __init__(self, window: int) -> None:
         self.window = window
         self.layout: list[tuple[Site, int]] = []  # (site, units) in forward order
         self.ring: deque[_StepEntry] = deque(maxlen=window)
-        self.last_W: torch.Tensor | None = None  # (U,) window sum, for revive_dead
+        self.last_W: np.ndarray | None = None  # (U,) window sum, for revive_dead
         self.last_N: list[float] = []
-        self._seg: torch.Tensor | None = None
-        self._thr: torch.Tensor | None = None
+        self._starts = np.zeros(0, dtype=np.int64)  # (S,) first unit of each site
+        self._seg = np.zeros(0, dtype=np.int64)  # (U,) site of each unit
+        self._thr = np.zeros(0)  # (U,) closed-valve threshold per unit
+        self._W = np.zeros(0)  # (U,) running window sum of D
+        self._nW = np.zeros(0)  # (S,) running window sum of samples per unit
+        self._since_exact = 0
 
     # ------------------------------------------------------------------------------------
-    def _ensure_layout(self, sites: list[Site], device: torch.device) -> bool:
-        """Grow the layout with sites whose unit count is known; True when it changed."""
+    def _ensure_layout(self, sites: list[Site]) -> None:
+        """Grow the layout with sites whose unit count is known; a change clears the window."""
         known = {s for s, _ in self.layout}
         changed = False
         for site in sites:
@@ -157,32 +166,75 @@ class StatsWindow:
             if site.units and site.units != units:
                 self.layout[i] = (site, site.units)
                 changed = True
-        if changed or self._seg is None or self._seg.device != device:
-            self.layout.sort(key=lambda su: su[0].index)
-            seg = [i for i, (_, c) in enumerate(self.layout) for _ in range(c)]
-            thr = [
-                CLOSED_VALVE * s.bound if math.isfinite(s.bound) else 0.0
-                for s, c in self.layout
-                for _ in range(c)
-            ]
-            self._seg = torch.tensor(seg, dtype=torch.long, device=device)
-            self._thr = torch.tensor(thr, dtype=torch.float32, device=device)
-        if changed:
-            self.ring.clear()
-        return changed
+        if not changed:
+            return
+        self.layout.sort(key=lambda su: su[0].index)
+        units = np.array([c for _, c in self.layout], dtype=np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(units)[:-1]]).astype(np.int64)
+        self._seg = np.repeat(np.arange(len(self.layout)), units)
+        bounds = np.array([CLOSED_VALVE * s.bound if math.isfinite(s.bound) else 0.0 for s, _ in self.layout])
+        self._thr = np.repeat(bounds, units)
+        self.ring.clear()
 
     def reset(self) -> None:
         self.ring.clear()
         self.last_W = None
+        self._since_exact = 0
 
     def offsets(self) -> dict[Site, tuple[int, int]]:
-        out, start = {}, 0
-        for site, c in self.layout:
-            out[site] = (start, start + c)
-            start += c
-        return out
+        return {site: (int(a), int(a) + c) for (site, c), a in zip(self.layout, self._starts, strict=True)}
 
     # ------------------------------------------------------------------------------------
+    def _to_host(self, observations: list[Observation]) -> tuple[np.ndarray, int]:
+        """Every observation's D, then every gradient norm, in one device-to-host copy."""
+        device = observations[0].D.device
+        parts = [ob.D if ob.D.device == device else ob.D.to(device) for ob in observations]
+        norms = [g for ob in observations for g in ob.gnorms]
+        if norms:
+            parts.append(torch.stack([g if g.device == device else g.to(device) for g in norms]).float())
+        host = torch.cat(parts).cpu().numpy().astype(np.float64)
+        return host, sum(ob.D.numel() for ob in observations)
+
+    def _group(
+        self, observations: list[Observation], host: np.ndarray, n_d: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per layout position: flat D (U,), and per site n, numel, sum ||g||^2, seen-g (S,)."""
+        S = len(self.layout)
+        units = [c for _, c in self.layout]
+        n = np.array([0.0] * S)
+        numel = np.array([0.0] * S)
+        in_order = len(observations) == S and all(
+            ob.site is site and ob.D.numel() == c and len(ob.gnorms) <= 1
+            for ob, (site, c) in zip(observations, self.layout, strict=False)
+        )
+        if in_order:  # the usual step: each site seen once, in forward order
+            flat = host[:n_d]
+            n[:] = [ob.n for ob in observations]
+            numel[:] = [ob.numel for ob in observations]
+            have = np.array([len(ob.gnorms) == 1 for ob in observations])
+            gsq = np.zeros(S)
+            gsq[have] = np.square(host[n_d:])
+            return flat, n, numel, gsq, have
+        index = {site: i for i, (site, _) in enumerate(self.layout)}
+        flat = np.zeros(sum(units))
+        gsq = np.zeros(S)
+        have = np.zeros(S, dtype=bool)
+        pos, gpos = 0, n_d
+        for ob in observations:
+            c, k = ob.D.numel(), len(ob.gnorms)
+            i = index.get(ob.site)
+            if i is not None and c == units[i]:
+                a = self._starts[i]
+                flat[a : a + c] += host[pos : pos + c]
+                n[i] += ob.n
+                numel[i] += ob.numel
+                if k:
+                    gsq[i] += float(np.square(host[gpos : gpos + k]).sum())
+                    have[i] = True
+            pos += c
+            gpos += k
+        return flat, n, numel, gsq, have
+
     def finalize(
         self,
         step: int,
@@ -191,88 +243,63 @@ class StatsWindow:
         all_reduce: bool = False,
     ) -> Summary | None:
         """Close a logged step: a Summary of the step and of the window (LayerStats are built
-        from it on demand). One host sync (and one all_reduce under torch.distributed)."""
+        from it on demand). One host copy (and one all_reduce under torch.distributed)."""
         if not observations and not self.layout:
             return None
-        device = observations[0].D.device if observations else self._seg.device  # type: ignore[union-attr]
-        self._ensure_layout(sites, device)
+        self._ensure_layout(sites)
         S = len(self.layout)
-        index = {site: i for i, (site, _) in enumerate(self.layout)}
-        per_site_D: list[torch.Tensor | None] = [None] * S
-        n = [0.0] * S
-        numel = [0.0] * S
-        g_parts: list[list[torch.Tensor]] = [[] for _ in range(S)]
-        for ob in observations:
-            i = index.get(ob.site)
-            if i is None or ob.D.numel() != self.layout[i][1]:
-                continue
-            per_site_D[i] = ob.D if per_site_D[i] is None else per_site_D[i] + ob.D
-            n[i] += ob.n
-            numel[i] += ob.numel
-            g_parts[i].extend(ob.gnorms)
-        flat = torch.cat(
-            [
-                d.to(device) if d is not None else torch.zeros(c, device=device)
-                for d, (_, c) in zip(per_site_D, self.layout, strict=False)
-            ]
-        )  # (U,)
-        have_g = [bool(p) for p in g_parts]
-        norms = [g for p in g_parts for g in p]
-        if norms:
-            owner = torch.tensor([i for i, p in enumerate(g_parts) for _ in p], device=device)
-            gsq_dev = torch.zeros(S, device=device).index_add(
-                0, owner, torch.stack(norms).float().square()
-            )  # (S,)
-        else:
-            gsq_dev = torch.zeros(S, device=device)
-        meta = torch.tensor(n + numel, dtype=torch.float32, device=device)  # (2S,)
-        packed = torch.cat([flat, gsq_dev, meta])  # (U + 3S,)
+        if S == 0:
+            return None
+        if observations:
+            host, n_d = self._to_host(observations)
+            flat, n, numel, gsq, have = self._group(observations, host, n_d)
+        else:  # a rank that saw nothing this step still takes part in the all_reduce
+            flat, n, numel, gsq, have = (np.zeros(int(self._seg.size)), *(np.zeros(S) for _ in range(3)), np.zeros(S, bool))
         if all_reduce:
-            import torch.distributed as dist
-
-            dist.all_reduce(packed, op=dist.ReduceOp.SUM)
-        U = flat.numel()
-        flat = packed[:U]
-        n_dev = packed[U + S : U + 2 * S]
-
-        self.ring.append(_StepEntry(step, flat, n_dev, [], [], []))
-        W = torch.stack([e.flat for e in self.ring]).sum(0) if len(self.ring) > 1 else flat  # (U,)
+            flat, n, numel, gsq = _all_reduce(flat, n, numel, gsq)
+            have = have | (gsq > 0)
+        gsq_l = np.where(have, gsq, math.nan).tolist()
+        n_l, numel_l = n.tolist(), numel.tolist()
+        W, nW = self._slide(_StepEntry(step, flat, n_l, gsq_l, numel_l), n)  # (U,), (S,)
         self.last_W = W
-        seg, thr = self._seg, self._thr
-        nW = torch.stack([e.n_dev for e in self.ring]).sum(0)  # (S,) samples per unit
-        rows = torch.stack(
-            [
-                flat,  # sum of f' this step
-                W,  # sum of f' over the window
-                (W == 0).to(flat.dtype),  # dead units
-                (W < thr * nW[seg]).to(flat.dtype),  # closed valves
-            ]
-        )  # (4, U)
-        per_site = torch.zeros(4, S, device=device, dtype=rows.dtype).index_add_(1, seg, rows)  # (4, S)
-        stacked = torch.cat([per_site, nW.to(rows.dtype).unsqueeze(0)])  # (5, S): one segment sum
-        host = torch.cat([packed[U:], stacked.flatten()]).tolist()  # the one host sync
-        gsq, n_h, numel_h = host[0:S], host[S : 2 * S], host[2 * S : 3 * S]
-        rest = host[3 * S :]
-        entry = self.ring[-1]
-        entry.n = n_h
-        entry.numel = numel_h
-        entry.gsq = [
-            g if (have or (all_reduce and g > 0)) else math.nan for g, have in zip(gsq, have_g, strict=False)
-        ]
-        self.last_N = rest[4 * S : 5 * S]
+        self.last_N = nW.tolist()
+        rows = np.empty((4, flat.size))
+        rows[0], rows[1] = flat, W
+        np.equal(W, 0, out=rows[2])
+        np.less(W, self._thr * nW[self._seg], out=rows[3])
+        step_sum, win_sum, dead, closed = np.add.reduceat(rows, self._starts, axis=1).tolist()
         return Summary(
             step=step,
             layout=list(self.layout),
-            n=n_h,
-            numel=numel_h,
-            gsq=entry.gsq,
-            step_sum=rest[0:S],
-            win_sum=rest[S : 2 * S],
-            dead=rest[2 * S : 3 * S],
-            closed=rest[3 * S : 4 * S],
-            nW=rest[4 * S : 5 * S],
+            n=n_l,
+            numel=numel_l,
+            gsq=gsq_l,
+            step_sum=step_sum,
+            win_sum=win_sum,
+            dead=dead,
+            closed=closed,
+            nW=self.last_N,
             ring=[(e.step, e.n, e.gsq, e.numel) for e in self.ring],
         )
+
+    def _slide(self, entry: _StepEntry, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Append a step to the window; the window sums W (U,) and nW (S,) kept as running sums
+        (add the new step, subtract the one that drops out), recomputed exactly every
+        ``window`` steps so rounding cannot build up."""
+        dropped = self.ring[0] if len(self.ring) == self.window else None
+        self.ring.append(entry)
+        self._since_exact += 1
+        if dropped is None and len(self.ring) == 1 or self._since_exact >= self.window:
+            self._W = np.add.reduce([e.flat for e in self.ring])
+            self._nW = np.add.reduce([np.asarray(e.n) for e in self.ring])
+            self._since_exact = 0
+        else:
+            self._W = self._W + entry.flat
+            self._nW = self._nW + n
+            if dropped is not None:
+                self._W -= dropped.flat
+                self._nW -= np.asarray(dropped.n)
+        return self._W, self._nW
 
     def dead_units(self) -> dict[Site, torch.Tensor]:
         """Per site, the indices of the units dead over the current window."""
@@ -281,7 +308,19 @@ class StatsWindow:
         out = {}
         for i, (site, (a, b)) in enumerate(self.offsets().items()):
             if i < len(self.last_N) and self.last_N[i] > 0:
-                idx = torch.nonzero(self.last_W[a:b] == 0).flatten()
-                if idx.numel():
-                    out[site] = idx
+                idx = np.flatnonzero(self.last_W[a:b] == 0)
+                if idx.size:
+                    out[site] = torch.from_numpy(idx)
         return out
+
+
+def _all_reduce(*arrays: np.ndarray) -> list[np.ndarray]:
+    """Sum the arrays over the ranks of the default process group, in one all_reduce."""
+    import torch.distributed as dist
+
+    sizes = [a.size for a in arrays]
+    backend = dist.get_backend()
+    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+    packed = torch.from_numpy(np.concatenate(arrays)).to(device)
+    dist.all_reduce(packed, op=dist.ReduceOp.SUM)
+    return np.split(packed.cpu().numpy(), np.cumsum(sizes)[:-1])
