@@ -55,6 +55,7 @@ from gradsight.monitor.sites import (
 from gradsight.monitor.stats import Observation, StatsWindow
 
 PARAM_EVERY = 10  # steps between two parameter measurements, at least
+MAX_HISTORY = 4096  # logged steps kept in memory; older ones are thinned (sinks keep all)
 _LINEAR_LIKE_OPS = frozenset({"linear", "matmul", "bmm", "addmm", "layer_norm", "embedding", "mm"})
 
 
@@ -303,7 +304,7 @@ class Monitor:
             if site.units is None:
                 self._layout(site, y)
             if pre is None:
-                D, n = site.per_unit_sum(site.derivative(x, y))  # (C,)
+                D, n = site.unit_sums(x, y)  # (C,)
             else:
                 D, n = pre
             if self._discovering:
@@ -496,7 +497,7 @@ class Monitor:
         ):
             with self._internal():  # the input is about to be overwritten: measure it now
                 self._layout(site, args[0])
-                self._pre_D[module] = site.per_unit_sum(site.derivative(args[0], args[0]))
+                self._pre_D[module] = site.unit_sums(args[0], args[0])
 
     @no_compile
     @guarded("activation hook")
@@ -592,7 +593,7 @@ class Monitor:
             if inplace and site.out_deriv is None and torch.is_grad_enabled():
                 with self._internal():
                     self._layout(site, x)
-                    pre = site.per_unit_sum(site.derivative(x, x))
+                    pre = site.unit_sums(x, x)
         except Exception as exc:  # noqa: BLE001 - the user's op must still run
             self.log.record("functional site", exc)
             return func(*args, **kwargs)
@@ -800,6 +801,9 @@ class Monitor:
         self._summary = summary
         record = StepRecord(step=step, params=params, summary=summary, incoming=self._incoming())
         self.history.append(record)
+        if len(self.history) > MAX_HISTORY:  # bounded memory on long runs: thin the older half
+            half = len(self.history) // 2
+            self.history = self.history[:half:2] + self.history[half:]
         if not self.sinks:
             return  # findings are built when a report is asked for
         self._findings = diagnostics.run(self._context())

@@ -65,7 +65,9 @@ def _fmt(v: Any, pct: bool = False) -> str:
 @dataclass
 class Report:
     """Everything measured: ``layers`` (per site, window summary, forward order), ``findings``,
-    ``params`` (per parameterized layer, last logged step), ``history`` (every logged step),
+    ``params`` (per parameterized layer, last logged step), ``history`` (logged steps: all of
+    the recent ones; past 4096 the older half is thinned to every other record, so memory
+    stays bounded on long runs; a JSONL sink keeps every one),
     ``errors`` (failures inside the monitor; the training was not interrupted), ``meta``."""
 
     layers: list[LayerStats]
