@@ -91,3 +91,29 @@ def test_a_failing_experiment_is_reported_and_the_others_kept(tmp_path, monkeypa
     doc = json.loads((tmp_path / "results.json").read_text())
     assert list(doc["experiments"]) == ["explainer"]
     assert doc["failed"] == {"boom": "RuntimeError: planted failure"}
+
+
+def test_the_lab_says_how_long_it_will_take_and_what_is_left(tmp_path, monkeypatch):
+    from gradsight.lab import registry
+
+    def instant(name):
+        def fn(quick, progress):
+            return registry.ExperimentResult(name=name, title=name, summary="", command="", quick=quick)
+
+        return fn
+
+    registry.names()
+    monkeypatch.setitem(registry._REGISTRY, "fake_a",
+                        registry.Experiment("fake_a", "A", instant("fake_a"), 97, 5.0, 100.0, 1200.0))
+    monkeypatch.setitem(registry._REGISTRY, "fake_b",
+                        registry.Experiment("fake_b", "B", instant("fake_b"), 98, 5.0, 50.0, 600.0))
+    full = runner.invoke(app, ["lab", "--only", "fake_a,fake_b", "--out", str(tmp_path / "f")])
+    assert full.exit_code == 0, full.output
+    assert "gradsight lab (full): 2 experiments, about 30 min on 2 cores" in full.output
+    # fake_a took ~0 s of its typical 1200: the 600 s left shrink by (0 + 30) / (1200 + 30)
+    assert "fake_a" in full.output and "(typical 1200 s); about 15 s left" in full.output
+    assert "(typical 600 s)\n" in full.output  # nothing left after the last one
+    quick = runner.invoke(app, ["lab", "--only", "fake_a,fake_b", "--quick", "--out", str(tmp_path / "q")])
+    assert quick.exit_code == 0, quick.output
+    assert "gradsight lab (quick): 2 experiments, about 3 min on 2 cores" in quick.output
+    assert "(typical 100 s, quick budget 5 s); about 12 s left" in quick.output

@@ -88,3 +88,26 @@ def test_summary_leaves_out_diverged_runs():
     assert dn._dead_or_none(row) == 0.5
     assert dn._dead_or_none({"diverged": "2/3", "dead_at_end": 0.1}) is None
     assert dn._dead_or_none({"diverged": "0/1", "dead_at_end": math.nan}) is None
+
+
+def test_the_monitors_dead_fraction_agrees_with_the_full_set_count():
+    """A settled case whose batch is the whole training set: the monitor's window (f' = 0 for
+    every sample of its last 8 logged batches) and the experiment's full-set count at the end
+    must name the same units, layer by layer."""
+    from gradsight.lab import data
+    from gradsight.lab.training import torch_threads
+
+    ds = data.load("digits")
+    small = data.Dataset(ds.X_train[:64], ds.y_train[:64], ds.X_test, ds.y_test, 10, "digits64")
+    setup = dn.Setup(lrs=(0.3,), bias_inits=(None,), seeds=2, steps=300, depth=3, width=32,
+                     batch_size=64, check_every=100)
+    with torch_threads(1):
+        runs = [dn.train_one(small, setup, lr=0.3, seed=s) for s in range(2)]
+    for run in runs:
+        assert not run.diverged and run.dead[-1] > 0.3  # something to agree about
+        per_layer = run.masks[-1].view(setup.depth, setup.width).float().mean(dim=1).tolist()
+        assert [la["dead_fraction"] for la in run.watch.layers] == pytest.approx(per_layer, abs=1e-12)
+        assert run.monitor_dead == pytest.approx(run.dead[-1], abs=1e-6)
+        assert "dead_units" in run.watch.findings
+    agreement = dn.monitor_agreement(runs)
+    assert agreement["runs"] == 2 and agreement["max_abs_difference"] < 1e-6

@@ -97,7 +97,8 @@ def test_models_are_not_modified(digits64: data.Dataset) -> None:
     ("kwargs", "match"),
     [
         ({"lrs": [0.1, 0.2]}, r"lrs needs one value per model \(1\), got 2"),
-        ({"config": TrainConfig(watch=True)}, "does not support watch=True"),
+        ({"config": TrainConfig(stop_at=0.9)}, "does not support stop_at=0.9"),
+        ({"config": TrainConfig(watch=True, watch_every=0)}, "watch_every >= 1"),
         ({"config": TrainConfig(optimizer="sdg")}, "did you mean 'sgd'"),
     ],
 )

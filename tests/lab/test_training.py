@@ -121,8 +121,9 @@ class _FakeMonitor:
     """Stands in for gradsight.watch to pin the loop's side of the contract: one ``step()``
     per optimizer step, after backward, and ``report().layers`` read at each evaluation."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, **kwargs) -> None:
         self.model, self.steps, self.entered, self.exited = model, 0, False, False
+        self.kwargs = kwargs
         self.grads_seen: list[bool] = []
 
     def __enter__(self):
@@ -149,7 +150,10 @@ class _FakeMonitor:
                 "mean_derivative": 0.5,
             },
         )
-        return type("Report", (), {"layers": [layer]})
+        finding = type("Finding", (), {"kind": "dead_units"})
+        return type(
+            "Report", (), {"layers": [layer], "findings": [finding], "history": [], "errors": []}
+        )
 
 
 def test_watch_runs_the_loop_inside_the_monitor(
@@ -161,14 +165,19 @@ def test_watch_runs_the_loop_inside_the_monitor(
     monkeypatch.setattr(
         gradsight,
         "watch",
-        lambda model: made.append(_FakeMonitor(model)) or made[-1],
+        lambda model, **kw: made.append(_FakeMonitor(model, **kw)) or made[-1],
         raising=False,
     )
     res = train(
-        MLP(64, 10, 1, 8, "relu", seed=0), digits, TrainConfig(steps=30, eval_every=10, watch=True)
+        MLP(64, 10, 1, 8, "relu", seed=0),
+        digits,
+        TrainConfig(steps=30, eval_every=10, watch=True, watch_every=5),
     )
     (mon,) = made
+    assert mon.kwargs == {"every": 5}
     assert mon.entered and mon.exited and mon.steps == 30 and all(mon.grads_seen)
+    assert res.watch is not None and res.watch.findings == ["dead_units"]
+    assert res.watch.layers[0]["grad_norm"] == 30.0
     assert res.history[0].layers is None  # nothing observed before the first step
     assert [p.layers[0]["grad_norm"] for p in res.history[1:]] == [10.0, 20.0, 30.0]
     assert set(res.history[1].layers[0]) == {

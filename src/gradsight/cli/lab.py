@@ -55,7 +55,9 @@ def lab(quick: bool = _QUICK, out: Path = _OUT, only: list[str] | None = _ONLY) 
     """Run the lab's experiments and write DIR/index.html and DIR/results.json.
 
     Each experiment settles some of the ReLU explainer's claims or reproduces a paper result;
-    its verdicts are printed as it finishes.
+    its verdicts are printed as it finishes. The run says up front how long it should take on
+    2 CPU cores (quick: about 3 min; full: about 2 h 20 min, 100 min of it llm_ffn) and, after
+    each experiment, how long is left, scaled by how fast the finished experiments ran here.
 
     Example: gradsight lab --quick --out report --only derivatives --only cost
     """
@@ -71,17 +73,18 @@ def lab(quick: bool = _QUICK, out: Path = _OUT, only: list[str] | None = _ONLY) 
     )
 
     from gradsight.lab import registry
+    from gradsight.lab.eta import Estimate, describe
     from gradsight.report import build
 
     chosen = _selected(only)
     if out.exists() and not out.is_dir():  # fail before the experiments run, not after
         raise GradsightError(f"--out {str(out)!r} is a file; expected a directory (it is created)")
     console = Console()
-    budget = sum(e.quick_budget_s for e in chosen)
+    estimate = Estimate({e.name: e.typical_s(quick) for e in chosen})
     mode = "quick" if quick else "full"
     console.print(
-        f"gradsight lab ({mode}): {len(chosen)} experiments"
-        + (f", about {budget:.0f} s on 2 cores" if quick else ", several times the quick budget")
+        f"gradsight lab ({mode}): {len(chosen)} experiments, {describe(estimate.total)} on 2 cores "
+        "(measured typical times; a busy or slower machine takes longer)"
     )
     results = []
     failed: dict[str, str] = {}
@@ -105,15 +108,20 @@ def lab(quick: bool = _QUICK, out: Path = _OUT, only: list[str] | None = _ONLY) 
                 result = registry.run(exp.name, quick=quick, progress=progress)
             except Exception as exc:  # one broken experiment must not lose the others
                 failed[exp.name] = f"{type(exc).__name__}: {exc}"
+                estimate.finish(exp.name, 0.0, completed=False)
                 bar.update(task, total=1, completed=0, message="failed")
                 bar.console.print(f"[bold red]✗ {exp.name} failed[/] {escape(failed[exp.name])}")
                 bar.console.print(traceback.format_exc(), style="dim", markup=False)
                 continue
             results.append(result)
+            estimate.finish(exp.name, result.seconds)
             bar.update(task, total=1, completed=1, message=f"{result.seconds:.1f} s")
             over = " [red](over its quick budget)[/]" if quick and result.seconds > exp.quick_budget_s else ""
+            budget = f", quick budget {exp.quick_budget_s:.0f} s" if quick else ""
+            left = f"; {describe(estimate.remaining())} left" if estimate.left else ""
             bar.console.print(
-                f"[bold]{exp.name}[/] {result.seconds:.1f} s (quick budget {exp.quick_budget_s:.0f} s){over}"
+                f"[bold]{exp.name}[/] {result.seconds:.1f} s (typical {exp.typical_s(quick):.0f} s"
+                f"{budget}){over}{left}"
             )
             for c in result.claims:
                 style = _VERDICT_STYLE.get(c.verdict, "")

@@ -12,6 +12,12 @@ and follows exactly the update rule of :func:`gradsight.lab.training.train` with
 ``TrainConfig(lr=lrs[k], seed=seeds[k])`` (SGD, SGD with momentum 0.9, or Adam, in PyTorch's
 formulas), so the two agree to float rounding — tested in float64.
 
+With ``config.watch`` every member is watched by its own ``gradsight.watch`` monitor: hooks do
+not fire inside ``vmap``, so on every ``config.watch_every``-th step each member also runs one
+plain forward + backward of its batch through a watched replica
+(:class:`gradsight.lab.watching.EnsembleWatch`). ``TrainResult.watch`` then holds what a plain
+watched loop of that member alone would report; the update itself is untouched.
+
 >>> from gradsight.lab import data, models
 >>> ds = data.load("xor")
 >>> nets = [models.MLP(2, 2, depth=2, width=16, activation="tanh", seed=s) for s in range(3)]
@@ -22,6 +28,7 @@ formulas), so the two agree to float rounding — tested in float64.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -43,6 +50,7 @@ from gradsight.lab.training import (
     lr_at,
     torch_threads,
 )
+from gradsight.lab.watching import EnsembleWatch
 
 __all__ = ["train_ensemble"]
 
@@ -104,19 +112,22 @@ def train_ensemble(
             modified; their initial parameters are copied into the stack.
         data: the data set (features cast to the models' dtype).
         config: shared settings (steps, batch size, optimizer, schedule, weight decay,
-            evaluation). ``watch`` and ``stop_at`` are single-model features and are refused.
+            evaluation, ``watch`` and ``watch_every``). ``stop_at`` is a single-model feature
+            and is refused.
         lrs: K peak learning rates (default ``config.lr`` for all).
         seeds: K batch-order seeds (default ``config.seed`` for all).
 
-    Returns K results; ``EvalPoint.seconds`` is the wall time of the whole ensemble so far.
-    A model whose loss turns non-finite is marked ``diverged`` and frozen; the others go on.
+    Returns K results; ``EvalPoint.seconds`` is the wall time of the whole ensemble so far
+    (watching excluded). A model whose loss turns non-finite is marked ``diverged`` and frozen;
+    the others go on. With ``config.watch`` each result's ``watch`` is that member's
+    :class:`~gradsight.lab.watching.WatchSummary` (``EvalPoint.layers`` stay None).
     """
     config = config or TrainConfig()
     check_config(config)
-    if config.watch or config.stop_at is not None:
+    if config.stop_at is not None:
         raise GradsightError(
-            f"train_ensemble does not support watch={config.watch!r} or stop_at={config.stop_at!r}; "
-            "use gradsight.lab.training.train for monitored or early-stopped runs"
+            f"train_ensemble does not support stop_at={config.stop_at!r}; "
+            "use gradsight.lab.training.train for early-stopped runs"
         )
     if not models:
         raise GradsightError("train_ensemble needs at least one model, got an empty list")
@@ -159,9 +170,6 @@ def _train_ensemble(
     lr0 = torch.tensor(lr_k, dtype=dtype)  # (K,)
     unit = replace(config, lr=1.0)  # schedule factor: lr_k(step) = lr_k · lr_at(step, unit)
 
-    def view(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return t.view(-1, *([1] * (like.dim() - 1)))  # (K,) -> (K, 1, ..., 1)
-
     state_m = {n: torch.zeros_like(params[n]) for n in names}
     state_v = {n: torch.zeros_like(params[n]) for n in names}
     alive = torch.ones(K, dtype=torch.bool)
@@ -181,52 +189,92 @@ def _train_ensemble(
             te_acc = (te_logits[k].argmax(1) == y_te).double().mean().item()
             histories[k].append(EvalPoint(step, elapsed, tr_loss, tr_acc, te_loss, te_acc))
 
-    record(0, alive.clone())
-    for step in range(config.steps):
-        start = time.perf_counter()
-        b = idx[:, step]  # (K, B)
-        logits = batched(params, buffers, X_tr[b])  # (K, B, C)
-        B, C = b.shape[1], logits.shape[-1]
-        losses = F.cross_entropy(logits.reshape(K * B, C), y_tr[b].reshape(K * B), reduction="none")
-        losses = losses.view(K, B).mean(dim=1)  # (K,)
-        grads = torch.autograd.grad(losses.sum(), [params[n] for n in names])
-        finite = torch.isfinite(losses.detach())
-        newly_dead = alive & ~finite
-        alive &= finite
-        lr_now = lr0 * lr_at(step, unit) * alive.to(dtype)  # (K,); frozen models get lr 0
-        with torch.no_grad():
-            for n, g in zip(names, grads, strict=True):
-                p = params[n]
-                g = torch.where(view(alive, g), g, torch.zeros_like(g))
-                if config.weight_decay:
-                    g = g + config.weight_decay * p
-                if config.optimizer == "adam":
-                    t = step + 1
-                    state_m[n].lerp_(g, 1 - _BETA1)
-                    state_v[n].mul_(_BETA2).addcmul_(g, g, value=1 - _BETA2)
-                    step_size = view(lr_now, p) / (1 - _BETA1**t)
-                    denom = (state_v[n].sqrt() / math.sqrt(1 - _BETA2**t)).add_(_EPS)
-                    p.sub_(step_size * state_m[n] / denom)
-                elif config.optimizer == "momentum":
-                    buf = state_m[n]
-                    if step == 0:
-                        buf.copy_(g)
-                    else:
-                        buf.mul_(_MOMENTUM).add_(g)
-                    p.sub_(view(lr_now, p) * buf)
-                else:
-                    p.sub_(view(lr_now, p) * g)
-        elapsed += time.perf_counter() - start
-        done = step + 1
-        if newly_dead.any():
-            record(done, newly_dead)
-        if done % config.eval_every == 0 or done == config.steps:
-            record(done, alive.clone())
-        if not alive.any():
-            break
+    watcher = EnsembleWatch(models, config.watch_every) if config.watch else None
+    with watcher if watcher is not None else contextlib.nullcontext():
+        record(0, alive.clone())
+        for step in range(config.steps):
+            start = time.perf_counter()
+            b = idx[:, step]  # (K, B)
+            logits = batched(params, buffers, X_tr[b])  # (K, B, C)
+            B, C = b.shape[1], logits.shape[-1]
+            losses = F.cross_entropy(
+                logits.reshape(K * B, C), y_tr[b].reshape(K * B), reduction="none"
+            )
+            losses = losses.view(K, B).mean(dim=1)  # (K,)
+            grads = torch.autograd.grad(losses.sum(), [params[n] for n in names])
+            finite = torch.isfinite(losses.detach())
+            newly_dead = alive & ~finite
+            was_alive = alive.clone()
+            alive &= finite
+            elapsed += time.perf_counter() - start
+            dying = newly_dead.nonzero().flatten().tolist()
+            if watcher is not None:
+                # a member whose loss just turned non-finite is watched on this step too, as a
+                # plain watched loop checks every step: its monitor locates the NaN/Inf
+                watched = range(K) if watcher.logged(step) else dying
+                watcher.observe([k for k in watched if was_alive[k]], params, buffers,
+                                X_tr[b], y_tr[b])
+            start = time.perf_counter()
+            _update(config, step, params, grads, names, state_m, state_v,
+                    lr0 * lr_at(step, unit) * alive.to(dtype), alive)  # frozen models: lr 0
+            elapsed += time.perf_counter() - start
+            if watcher is not None:
+                watcher.after_update(params, frozen=dying)
+                watcher.step()
+                for k in dying:
+                    watcher.stop(k)
+            done = step + 1
+            if dying:
+                record(done, newly_dead)
+            if done % config.eval_every == 0 or done == config.steps:
+                record(done, alive.clone())
+            if not alive.any():
+                break
+        summaries = watcher.summaries() if watcher is not None else [None] * K
 
     diverged = (~alive).tolist()
     return [
-        TrainResult(histories[k], replace(config, lr=lr_k[k], seed=seed_k[k]), diverged=diverged[k])
+        TrainResult(histories[k], replace(config, lr=lr_k[k], seed=seed_k[k]),
+                    diverged=diverged[k], watch=summaries[k])
         for k in range(K)
     ]
+
+
+@torch.no_grad()
+def _update(
+    config: TrainConfig,
+    step: int,
+    params: dict[str, torch.Tensor],
+    grads: Sequence[torch.Tensor],
+    names: Sequence[str],
+    state_m: dict[str, torch.Tensor],
+    state_v: dict[str, torch.Tensor],
+    lr_now: torch.Tensor,
+    alive: torch.Tensor,
+) -> None:
+    """One optimizer step of every model in place, in PyTorch's formulas; ``lr_now``: (K,)."""
+
+    def view(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return t.view(-1, *([1] * (like.dim() - 1)))  # (K,) -> (K, 1, ..., 1)
+
+    for n, g in zip(names, grads, strict=True):
+        p = params[n]
+        g = torch.where(view(alive, g), g, torch.zeros_like(g))
+        if config.weight_decay:
+            g = g + config.weight_decay * p
+        if config.optimizer == "adam":
+            t = step + 1
+            state_m[n].lerp_(g, 1 - _BETA1)
+            state_v[n].mul_(_BETA2).addcmul_(g, g, value=1 - _BETA2)
+            step_size = view(lr_now, p) / (1 - _BETA1**t)
+            denom = (state_v[n].sqrt() / math.sqrt(1 - _BETA2**t)).add_(_EPS)
+            p.sub_(step_size * state_m[n] / denom)
+        elif config.optimizer == "momentum":
+            buf = state_m[n]
+            if step == 0:
+                buf.copy_(g)
+            else:
+                buf.mul_(_MOMENTUM).add_(g)
+            p.sub_(view(lr_now, p) * buf)
+        else:
+            p.sub_(view(lr_now, p) * g)

@@ -126,15 +126,29 @@ class ExperimentResult:
 RunFn = Callable[[bool, Progress], ExperimentResult]
 
 
+FULL_OVER_QUICK = 5.0  # a full run's guess, in quick runs, for an experiment never timed in full
+
+
 @dataclass(frozen=True)
 class Experiment:
-    """A registered experiment: its name, title, the function that runs it, and its order."""
+    """A registered experiment: its name, title, the function that runs it, its order, and
+    how long it takes on 2 CPU cores (measured; the lab's time estimates come from these)."""
 
     name: str
     title: str
     fn: RunFn
     order: int
-    quick_budget_s: float  # what --quick should take on 2 CPU cores, for progress estimates
+    quick_budget_s: float  # what --quick should take on 2 CPU cores at most
+    typical_quick_s: float | None = None  # measured wall time of --quick on 2 cores
+    typical_full_s: float | None = None  # measured wall time of a full run on 2 cores
+
+    def typical_s(self, quick: bool) -> float:
+        """Typical seconds on 2 CPU cores: the measured time; unmeasured, the quick budget
+        (quick) or ``FULL_OVER_QUICK`` times the quick time (full)."""
+        quick_s = self.typical_quick_s if self.typical_quick_s is not None else self.quick_budget_s
+        if quick:
+            return quick_s
+        return self.typical_full_s if self.typical_full_s is not None else FULL_OVER_QUICK * quick_s
 
 
 _REGISTRY: dict[str, Experiment] = {}
@@ -142,14 +156,28 @@ _LOADED = False
 
 
 def experiment(
-    name: str, title: str, order: int, quick_budget_s: float = 30.0
+    name: str,
+    title: str,
+    order: int,
+    quick_budget_s: float = 30.0,
+    typical_s: tuple[float, float] | None = None,
 ) -> Callable[[RunFn], RunFn]:
-    """Register ``fn(quick, progress) -> ExperimentResult`` under ``name``."""
+    """Register ``fn(quick, progress) -> ExperimentResult`` under ``name``.
+
+    ``typical_s`` is (quick, full): the wall seconds the experiment took on 2 CPU cores, as
+    measured with ``gradsight lab --only NAME [--quick]``; the CLI's time estimates sum them.
+    """
+    if typical_s is not None and (len(typical_s) != 2 or not all(t >= 0 for t in typical_s)):
+        raise GradsightError(
+            f"experiment {name!r}: typical_s must be (quick seconds, full seconds) >= 0, "
+            f"got {typical_s!r}"
+        )
 
     def register(fn: RunFn) -> RunFn:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise GradsightError(f"experiment {name!r} is registered twice")
-        _REGISTRY[name] = Experiment(name, title, fn, order, quick_budget_s)
+        quick_s, full_s = typical_s if typical_s is not None else (None, None)
+        _REGISTRY[name] = Experiment(name, title, fn, order, quick_budget_s, quick_s, full_s)
         return fn
 
     return register

@@ -5,8 +5,9 @@ number of optimizer steps on batches drawn by :func:`gradsight.lab.data.batches`
 permutations, so the ensemble trainer can be fed identical batches), evaluates every
 ``eval_every`` steps, and returns a :class:`TrainResult` whose ``history`` lists
 :class:`EvalPoint` (step, seconds, train/test loss and accuracy). With ``watch=True`` the loop
-runs inside ``gradsight.watch(model)`` and each evaluation also stores the monitor's per-layer
-statistics (gradient norm, dead and saturated fraction, mean derivative).
+runs inside ``gradsight.watch(model, every=watch_every)``: each evaluation also stores the
+monitor's per-layer statistics (gradient norm, dead and saturated fraction, mean derivative)
+and ``TrainResult.watch`` summarises the whole run (:class:`gradsight.lab.watching.WatchSummary`).
 
 >>> from gradsight.lab import data, models
 >>> ds = data.load("xor")
@@ -31,6 +32,7 @@ from torch import nn
 
 from gradsight.errors import GradsightError, unknown_choice
 from gradsight.lab.data import Dataset, batches
+from gradsight.lab.watching import WatchSummary, summarize
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "step")
@@ -51,6 +53,7 @@ class TrainConfig:
     eval_every: int = 50  # evaluate every this many steps (and at step 0 and the last step)
     eval_train_max: int = 2000  # train accuracy/loss on at most this many training samples
     watch: bool = False  # run inside gradsight.watch(model) and store per-layer statistics
+    watch_every: int = 10  # with watch: the monitor measures every this many steps
     stop_at: float | None = None  # stop early once test accuracy reaches this value
     threads: int | None = 1  # torch intra-op threads while training (1 is fastest for the lab's
     #                          small models and fair on shared machines); None keeps torch's setting
@@ -73,6 +76,7 @@ class TrainResult:
     config: TrainConfig  # the configuration that ran
     diverged: bool = False  # the loss became NaN/Inf; training stopped there
     extra: dict[str, Any] = field(default_factory=dict)  # free-form numbers a caller adds
+    watch: WatchSummary | None = None  # what gradsight.watch saw (config.watch only)
 
     @property
     def final(self) -> EvalPoint:
@@ -84,6 +88,7 @@ class TrainResult:
             "config": asdict(self.config),
             "diverged": self.diverged,
             "extra": self.extra,
+            "watch": None if self.watch is None else self.watch.to_dict(),
         }
 
 
@@ -109,10 +114,17 @@ def check_config(config: TrainConfig) -> None:
         raise unknown_choice("optimizer", config.optimizer, OPTIMIZERS)
     if config.schedule not in SCHEDULES:
         raise unknown_choice("schedule", config.schedule, SCHEDULES)
-    if config.steps < 0 or config.batch_size < 1 or config.eval_every < 1 or not config.lr >= 0:
+    if (
+        config.steps < 0
+        or config.batch_size < 1
+        or config.eval_every < 1
+        or config.watch_every < 1
+        or not config.lr >= 0
+    ):
         raise GradsightError(
-            f"need steps >= 0, batch_size >= 1, eval_every >= 1, lr >= 0; got steps={config.steps!r}, "
-            f"batch_size={config.batch_size!r}, eval_every={config.eval_every!r}, lr={config.lr!r}"
+            "need steps >= 0, batch_size >= 1, eval_every >= 1, watch_every >= 1, lr >= 0; got "
+            f"steps={config.steps!r}, batch_size={config.batch_size!r}, "
+            f"eval_every={config.eval_every!r}, watch_every={config.watch_every!r}, lr={config.lr!r}"
         )
 
 
@@ -194,7 +206,7 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig) -> TrainResult:
     if config.watch:
         import gradsight
 
-        monitor_cm = gradsight.watch(model)
+        monitor_cm = gradsight.watch(model, every=config.watch_every)
     monitor = monitor_cm.__enter__() if monitor_cm is not None else None
 
     def record(step: int) -> EvalPoint:
@@ -237,7 +249,8 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig) -> TrainResult:
     finally:
         if monitor_cm is not None:
             monitor_cm.__exit__(None, None, None)
-    return TrainResult(history=history, config=config, diverged=diverged)
+    summary = summarize(monitor.report()) if monitor is not None else None
+    return TrainResult(history=history, config=config, diverged=diverged, watch=summary)
 
 
 def steps_to_target(

@@ -36,6 +36,7 @@ NAME = "born_dead"
     "Born dead: deep narrow ReLU networks at initialization (Lu et al. 2019)",
     order=60,
     quick_budget_s=10.0,
+    typical_s=(1, 91),
 )
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     command = command_for(NAME, quick)

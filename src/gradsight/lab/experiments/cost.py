@@ -313,7 +313,8 @@ def _measure_all(
     return tables, raw, rows, ratios_big
 
 
-@experiment(NAME, "Cost: activation forward + backward vs a memory copy", order=50, quick_budget_s=15)
+@experiment(NAME, "Cost: activation forward + backward vs a memory copy", order=50, quick_budget_s=15,
+            typical_s=(4, 165))
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     """Time each activation's forward and forward+backward per element, beside a copy."""
     names = activation_names(quick)

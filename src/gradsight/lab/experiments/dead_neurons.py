@@ -16,6 +16,13 @@ only a change in the layers below could bring it back. The experiment measures t
    whose loss turns NaN is counted as diverged and left out of the dead fractions.
 3. Revival: the baseline trained inside ``gradsight.watch`` with ``mon.revive_dead(optimizer)``
    every 50 steps (dead units' incoming weights re-initialized, optimizer state zeroed).
+
+Every run trains inside ``gradsight.watch`` (every ``watch_every`` steps; the revival arm every
+step, as revival needs). The monitor's dead fraction at the end — units with f' = 0 for every
+sample of its window, the last 8 logged batches — is reported beside the experiment's own
+full-training-set count; for ReLU the two name the same units when the window's batches cover
+the training set (tested). For Leaky ReLU the monitor reports no dead units by design (f' = α
+never vanishes), while the count here is "negative for every sample".
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from gradsight.lab.registry import (
     command_for,
     experiment,
 )
+from gradsight.lab.watching import findings_count, summarize
 
 NAME = "dead_neurons"
 TITLE = "Dead ReLU neurons: learning rate, bias init, remedies and revival"
@@ -57,6 +65,7 @@ class Setup:
     batch_size: int = 64
     check_every: int = 25
     revive_every: int = 50
+    watch_every: int = 10  # gradsight.watch measures every this many steps (window: 8 of them)
     warmup_fraction: float = 0.3
 
 
@@ -166,6 +175,12 @@ class Run:
     diverged: bool = False
     revived_units: int = 0
     seconds: float = 0.0
+    watch: Any = None  # gradsight.lab.watching.WatchSummary of the run
+
+    @property
+    def monitor_dead(self) -> float:
+        """The monitor's dead fraction over all hidden units at the end (its window)."""
+        return self.watch.pooled("dead_fraction") if self.watch is not None else math.nan
 
     def still_dead(self) -> tuple[int, int]:
         """(units dead at mid-training, of those still dead at the end)."""
@@ -215,14 +230,15 @@ def train_one(
         run.masks.append(mask)
         run.dead.append(float(mask.float().mean()))
 
-    monitor = None
+    from gradsight.monitor import watch
+
     if revive:
         # revive_dead draws fresh weights from torch's global generator: seed it per run so the
         # revival arm is as reproducible as the others
         torch.manual_seed(seed)
-        from gradsight.monitor import watch
-
-        monitor = watch(model, every=1, window=8, check_nonfinite=False).__enter__()
+        monitor = watch(model, every=1, window=8, check_nonfinite=False)
+    else:
+        monitor = watch(model, every=setup.watch_every, window=8)
     try:
         check(0)
         for step in range(setup.steps):
@@ -239,16 +255,15 @@ def train_one(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if monitor is not None:
-                monitor.step()
-                if (step + 1) % setup.revive_every == 0 and step + 1 < setup.steps:
-                    revived = monitor.revive_dead(opt)
-                    run.revived_units += sum(len(v) for v in revived.values())
+            monitor.step()
+            if revive and (step + 1) % setup.revive_every == 0 and step + 1 < setup.steps:
+                revived = monitor.revive_dead(opt)
+                run.revived_units += sum(len(v) for v in revived.values())
             if (step + 1) % setup.check_every == 0 or step + 1 == setup.steps:
                 check(step + 1)
     finally:
-        if monitor is not None:
-            monitor.__exit__(None, None, None)
+        monitor.close()
+    run.watch = summarize(monitor.report())
     with torch.no_grad():
         run.test_acc = float((model(ds.X_test).argmax(1) == ds.y_test).double().mean())
     run.seconds = time.perf_counter() - start
@@ -269,9 +284,35 @@ def _summary(label: dict[str, Any], runs: list[Run]) -> dict[str, Any]:
         "dead_at_mid": _mean([r.dead[len(r.dead) // 2] for r in ok]),
         "dead_at_end": _mean([r.dead[-1] for r in ok]),
         "dead_at_end_per_seed": [round(r.dead[-1], 4) for r in ok],
+        "monitor_dead_at_end": _mean([r.monitor_dead for r in ok]),
+        "monitor_findings": ", ".join(
+            f"{k} {v}/{len(runs)}" for k, v in sorted(findings_count([r.watch for r in runs]).items())
+        ) or "none",
         "still_dead_of_mid": (kept / mid) if mid else None,
         "test_acc": _mean([r.test_acc for r in ok]),
         "diverged": f"{len(runs) - len(ok)}/{len(runs)}",
+    }
+
+
+def monitor_agreement(runs: Sequence[Run]) -> dict[str, Any]:
+    """How the monitor's dead fraction at the end compares with the full-set count at the end,
+    over ReLU runs that trained: the largest and the median |difference|, and the mean of each.
+
+    >>> r = Run(dead=[0.0, 0.5]); r.watch = None
+    >>> monitor_agreement([r])["runs"]
+    0
+    """
+    pairs = [(r.monitor_dead, r.dead[-1]) for r in runs
+             if not r.diverged and not math.isnan(r.monitor_dead)]
+    if not pairs:
+        return {"runs": 0}
+    diffs = [abs(m - c) for m, c in pairs]
+    return {
+        "runs": len(pairs),
+        "max_abs_difference": round(max(diffs), 4),
+        "median_abs_difference": round(statistics.median(diffs), 4),
+        "monitor_mean": round(statistics.fmean(m for m, _ in pairs), 4),
+        "count_mean": round(statistics.fmean(c for _, c in pairs), 4),
     }
 
 
@@ -314,6 +355,12 @@ def _curve(runs: list[Run]) -> tuple[list[int], list[float]]:
     return steps, [statistics.median(r.dead[i] for r in ok) for i in range(len(steps))]
 
 
+def _monitor_dead(runs: list[Run]) -> float | None:
+    """Median over the runs that trained of the monitor's dead fraction at the end."""
+    ok = [r.monitor_dead for r in runs if not r.diverged and not math.isnan(r.monitor_dead)]
+    return statistics.median(ok) if ok else None
+
+
 def _figure(sweep: dict[tuple[float, Any], list[Run]], remedies: dict[str, list[Run]],
             setup: Setup, kill_lr: float) -> Figure:
     import matplotlib
@@ -325,8 +372,13 @@ def _figure(sweep: dict[tuple[float, Any], list[Run]], remedies: dict[str, list[
     cmap = plt.get_cmap("viridis")
     for i, lr in enumerate(setup.lrs):
         steps, dead = _curve(sweep[(lr, None)])
+        color = cmap(i / max(1, len(setup.lrs) - 1))
         if steps:
-            a.plot(steps, dead, color=cmap(i / max(1, len(setup.lrs) - 1)), label=f"lr {lr:g}")
+            a.plot(steps, dead, color=color, label=f"lr {lr:g}")
+        watched = _monitor_dead(sweep[(lr, None)])
+        if watched is not None:
+            a.scatter([setup.steps], [watched], marker="x", color=color, s=40, zorder=3,
+                      label="gradsight.watch at the end" if i == 0 else None)
     a.set_xlabel("step")
     a.set_ylabel("dead fraction of hidden units (median over seeds)")
     a.set_title("ReLU MLP, PyTorch default init: learning rate")
@@ -336,7 +388,10 @@ def _figure(sweep: dict[tuple[float, Any], list[Run]], remedies: dict[str, list[
         ok = sum(not r.diverged for r in runs)
         label = name if ok == len(runs) else f"{name} ({len(runs) - ok}/{len(runs)} diverged)"
         if steps:
-            b.plot(steps, dead, label=label, lw=2 if name == "baseline" else 1.3)
+            (line,) = b.plot(steps, dead, label=label, lw=2 if name == "baseline" else 1.3)
+            watched = _monitor_dead(runs)
+            if watched is not None and name != "leaky_relu":
+                b.scatter([setup.steps], [watched], marker="x", color=line.get_color(), s=40, zorder=3)
     b.set_xlabel("step")
     b.set_title(f"Remedies and revival at lr {kill_lr:g}")
     b.legend(fontsize=8)
@@ -345,11 +400,13 @@ def _figure(sweep: dict[tuple[float, Any], list[Run]], remedies: dict[str, list[
         fig,
         "Dead units over training",
         "Dead = pre-activation ≤ 0 for every training sample (for Leaky ReLU: stuck negative, "
-        "though it still gets α-scaled gradient). Medians over seeds; diverged runs left out.",
+        "though it still gets α-scaled gradient). Medians over seeds; diverged runs left out. "
+        "Crosses: the dead fraction gradsight.watch reported at the end of the same runs (f' = 0 "
+        "for every sample of its window of 8 logged batches); it should sit on the line's end.",
     )
 
 
-@experiment(NAME, TITLE, order=30, quick_budget_s=30)
+@experiment(NAME, TITLE, order=30, quick_budget_s=30, typical_s=(9, 166))
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     """Sweep learning rate × bias init, then remedies and revival; see the module docstring."""
     from gradsight.lab import data
@@ -415,6 +472,19 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
                   "diverging are two outcomes of the same too-large step.")
     acc_kill = default_rows[max(trained)]["test_acc"] if trained else float("nan")
     text1 += f" Test accuracy at lr {max(trained):g}: {acc_kill:.0%}." if trained else ""
+    agreement = monitor_agreement([r for rs in sweep.values() for r in rs]
+                                  + [r for arm, rs in remedies.items()
+                                     if arm not in ("baseline", "leaky_relu") for r in rs])
+    if agreement["runs"]:
+        text1 += (
+            f" gradsight.watch, which watched every run, ends with {agreement['monitor_mean']:.1%} "
+            f"dead on average against {agreement['count_mean']:.1%} counted here (median "
+            f"|difference| {agreement['median_abs_difference']:.1%} over {agreement['runs']} ReLU "
+            f"runs, largest {agreement['max_abs_difference']:.1%}: the monitor judges over its "
+            f"window, the last 8 logged batches spanning {8 * setup.watch_every} steps, so units "
+            "dying within it are not yet dead to it; the count here uses every training image "
+            "at the last step)."
+        )
     claim1 = Claim(
         id="dead_neurons.large_lr_kills",
         claim="Large learning rates kill ReLU neurons permanently",
@@ -430,6 +500,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
             "test_acc_at_largest_lr": round(acc_kill, 4),
             "diverged_runs_by_lr": {f"{k:g}": v for k, v in diverged.items()},
             "seeds": setup.seeds,
+            "monitor_vs_count": agreement,
         },
         command=command_for(NAME, quick),
         explanation=text1,
@@ -474,6 +545,13 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         command=command_for(NAME, quick),
         explanation=text2,
     )
+    watched = [
+        {"part": "sweep", "lr": lr, "bias_init": b, "seed": i, **r.watch.compact()}
+        for (lr, b), rs in sweep.items() for i, r in enumerate(rs)
+    ] + [
+        {"part": "remedy", "lr": kill_lr, "arm": arm, "seed": i, **r.watch.compact()}
+        for arm, rs in remedies.items() if arm != "baseline" for i, r in enumerate(rs)
+    ]
     curves = {
         f"lr {lr:g} bias {b}": dict(zip(("steps", "dead_median"), _curve(rs), strict=True))
         for (lr, b), rs in sweep.items()
@@ -499,7 +577,8 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         quick=quick,
         scale=scale,
         rows=rows,
-        data={"kill_lr": kill_lr, "curves": curves},
+        data={"kill_lr": kill_lr, "curves": curves, "watch_every": setup.watch_every,
+              "monitor_vs_count": agreement, "watch": watched},
         figures=[_figure(sweep, remedies, setup, kill_lr)],
         claims=[claim1, claim2],
     )

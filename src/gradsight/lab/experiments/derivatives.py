@@ -328,7 +328,8 @@ def _figure(at_zero: dict[str, float]) -> Figure:
     )
 
 
-@experiment(NAME, "Derivatives: the explainer's formulas vs catalog and autograd", order=5, quick_budget_s=5)
+@experiment(NAME, "Derivatives: the explainer's formulas vs catalog and autograd", order=5, quick_budget_s=5,
+             typical_s=(1, 1))
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     """Check the explainer's derivative formulas; quick and full runs are identical (it is cheap)."""
     checks = [check_relu, check_bounds, check_negative_side, check_scratch]

@@ -58,7 +58,8 @@ FIGURES: list[dict[str, Any]] = [
 ]
 
 
-@experiment(NAME, "The explainer's untestable figures", order=90, quick_budget_s=1)
+@experiment(NAME, "The explainer's untestable figures", order=90, quick_budget_s=1,
+             typical_s=(0.1, 0.1))
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     """Record, with reasons, the explainer's figures that cannot be re-measured."""
     claims = []

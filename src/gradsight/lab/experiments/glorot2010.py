@@ -110,7 +110,7 @@ def _figure(stats: dict[str, dict[str, Any]], depth: int) -> Figure:
     )
 
 
-@experiment(NAME, TITLE, order=70, quick_budget_s=8)
+@experiment(NAME, TITLE, order=70, quick_budget_s=8, typical_s=(1, 1))
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     """Measure per-layer activation and gradient spread at init; see the module docstring."""
     from gradsight import theory

@@ -348,6 +348,7 @@ def _figures(
     "Gradient flow at initialization: measurement beside mean-field theory",
     order=10,
     quick_budget_s=25.0,
+    typical_s=(7, 46),
 )
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     command = command_for(NAME, quick)

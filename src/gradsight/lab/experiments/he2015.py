@@ -10,6 +10,8 @@ We rebuild it at our scale: a 30-hidden-layer ReLU MLP (width 64, zero biases) o
 SGD with momentum 0.9 as in the paper, a small learning-rate grid per init (best kept),
 several seeds trained at once with :func:`gradsight.lab.ensemble.train_ensemble`. At
 initialization the per-layer weight-gradient profile is measured too, beside mean-field theory.
+Every run is watched by ``gradsight.watch`` (one monitor per ensemble member): its per-layer
+dead fraction, ‖∂L/∂y‖ and E[f'] and its findings are kept per run.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ SOURCE = "He et al. 2015"
 CHANCE = 0.1  # ten classes
 TRAINS = 0.5  # final training accuracy that counts as "trains"
 STALLS = CHANCE + 0.1  # final training accuracy at or below this counts as "stalls"
+WATCH_EVERY = {True: 20, False: 50}  # gradsight.watch interval, quick / full (30 layers: costly)
 
 
 def he_verdict(he_acc: float, xavier_acc: float) -> tuple[str, str]:
@@ -75,6 +78,14 @@ def init_profile(model: Any, X: torch.Tensor, y: torch.Tensor) -> tuple[list[flo
     return [n / norms[-1] for n in norms], signal
 
 
+def _first_over_last(summary: Any) -> float:
+    """‖∂L/∂y‖ at the first hidden layer over the last one's, over the monitor's end window."""
+    norms = [r["grad_norm"] for r in summary.layers]
+    if not norms or norms[0] is None or not norms[-1]:
+        return math.nan
+    return norms[0] / norms[-1]
+
+
 def _figure(curves: dict[str, Any], profiles: dict[str, list[float]], lrs: dict[str, float]) -> Figure:
     import matplotlib
 
@@ -106,7 +117,7 @@ def _figure(curves: dict[str, Any], profiles: dict[str, list[float]], lrs: dict[
     )
 
 
-@experiment(NAME, TITLE, order=71, quick_budget_s=25)
+@experiment(NAME, TITLE, order=71, quick_budget_s=25, typical_s=(16, 77))
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     """Train a 30-layer ReLU MLP from Xavier and He init; see the module docstring."""
     from gradsight import theory
@@ -114,6 +125,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     from gradsight.lab.ensemble import train_ensemble
     from gradsight.lab.models import MLP
     from gradsight.lab.training import TrainConfig, steps_to_target, torch_threads
+    from gradsight.lab.watching import findings_count, pooled_median
 
     depth, width = 30, 64
     seeds = 3 if quick else 5
@@ -144,7 +156,8 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
                     seed_k.append(s)
         progress(1, 3, f"training {len(nets)} models together")
         config = TrainConfig(steps=steps, batch_size=64, optimizer="momentum",
-                             eval_every=20 if quick else 50, eval_train_max=500)
+                             eval_every=20 if quick else 50, eval_train_max=500,
+                             watch=True, watch_every=WATCH_EVERY[quick])
         runs = train_ensemble(nets, ds, config, lrs=lr_k, seeds=seed_k)
         progress(2, 3, "trained")
 
@@ -163,11 +176,17 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
                 "final_train_loss_median": statistics.median(r.final.train_loss for r in rs),
                 "steps_to_50pct_train_acc": [steps_to_target(r, TRAINS, "train_acc") for r in rs],
                 "diverged": sum(r.diverged for r in rs),
+                "dead_at_end": pooled_median([r.watch for r in rs], "dead_fraction"),
+                "grad_norm_first_over_last": statistics.median(_first_over_last(r.watch) for r in rs),
+                "monitor_findings": ", ".join(
+                    f"{k} {v}/{len(rs)}" for k, v in sorted(findings_count([r.watch for r in rs]).items())
+                ) or "none",
             })
         best[init] = max(grouped[init], key=lambda lr: (
             statistics.median(r.final.train_acc for r in grouped[init][lr]), -lr))
         final[init] = statistics.median(r.final.train_acc for r in grouped[init][best[init]])
     verdict, text = he_verdict(final["he"], final["xavier"])
+    watched_best = {init: findings_count([r.watch for r in grouped[init][best[init]]]) for init in inits}
     sqrt_chi = {init: math.sqrt(theory.chi1("relu", 2.0 if init == "he" else 1.0, 0.0)) for init in inits}
     text += (
         f" At initialization the first hidden layer's weight gradient is "
@@ -179,6 +198,12 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         f"have {signal['xavier']:.2g}× the first layer's spread under Xavier and "
         f"{signal['he']:.2g}× under He, so the output hardly depends on the input. "
         f"Best learning rates from {', '.join(map(str, lrs))}: He {best['he']:g}, Xavier {best['xavier']:g}."
+        " gradsight.watch findings at the end (runs at the best learning rate): "
+        + "; ".join(
+            f"{init} " + (", ".join(f"{k} {v}/{seeds}" for k, v in sorted(c.items())) or "none")
+            for init, c in watched_best.items()
+        )
+        + "."
     )
     claim = Claim(
         id="he2015.he_trains_xavier_stalls",
@@ -195,6 +220,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
             "xavier_signal_last_over_first_at_init": float(f"{signal['xavier']:.3g}"),
             "theory_sqrt_chi1": {k: round(v, 4) for k, v in sqrt_chi.items()},
             "seeds": seeds, "steps": steps,
+            "monitor_findings_at_best_lr": watched_best,
         },
         command=command_for(NAME, quick),
         explanation=text,
@@ -221,11 +247,14 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         scale=(
             f"MLP {depth}×{width}, ReLU, zero biases, digits, SGD momentum 0.9, batch 64, {steps} "
             f"steps, learning rates {', '.join(map(str, lrs))}, {seeds} seeds (trained together "
-            "with torch.func); the paper used a 30-layer convolutional net on ImageNet."
+            "with torch.func); the paper used a 30-layer convolutional net on ImageNet. Every run "
+            f"watched by gradsight.watch every {config.watch_every} steps."
         ),
         rows=rows,
         data={"profiles_at_init": profiles, "signal_last_over_first": signal, "curves": curves,
-              "best_lr": best},
+              "best_lr": best, "watch_every": config.watch_every,
+              "watch": [{"init": init, "lr": lr, "seed": s, **r.watch.compact()}
+                        for (init, lr), s, r in zip(keys, seed_k, runs, strict=True)]},
         figures=[_figure(curves, profiles, best)],
         claims=[claim],
     )

@@ -9,7 +9,9 @@ paper, the same seeds and batch order for both activations, a learning-rate grid
 (best kept), and the ratio of steps to 25 % training error.
 
 The ensemble trainer's ``vmap`` over convolutions is slower than plain loops on a CPU, so each
-run here trains on its own (:func:`gradsight.lab.training.train`).
+run here trains on its own (:func:`gradsight.lab.training.train`), inside ``gradsight.watch``:
+per run the monitor's per-layer dead and saturated fraction, ‖∂L/∂y‖, E[f'] and findings are
+kept.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ TITLE = "Krizhevsky et al. 2012, Fig. 1: ReLU vs tanh CNN, steps to 25 % trainin
 SOURCE = "Krizhevsky et al. 2012"
 TARGET_ACC = 0.75  # 25 % training error
 PAPER_RATIO = 6.0
+WATCH_EVERY = {True: 10, False: 25}  # gradsight.watch interval, quick / full
 
 
 def speedup(relu_steps: list[int | None], tanh_steps: list[int | None], budget: int) -> tuple[float, bool]:
@@ -98,12 +101,13 @@ def _figure(curves: dict[str, Any], best: dict[str, float]) -> Figure:
     )
 
 
-@experiment(NAME, TITLE, order=72, quick_budget_s=20)
+@experiment(NAME, TITLE, order=72, quick_budget_s=20, typical_s=(11, 198))
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     """Train the small CNN with ReLU and with tanh; see the module docstring."""
     from gradsight.lab import data
     from gradsight.lab.models import CNN
     from gradsight.lab.training import TrainConfig, steps_to_target, torch_threads, train
+    from gradsight.lab.watching import findings_count, pooled_median
 
     seeds = 3 if quick else 5
     steps = 150 if quick else 800
@@ -120,7 +124,8 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
                 for seed in range(seeds):
                     net = CNN((1, 8, 8), ds.n_classes, channels=(16, 32), activation=act, seed=seed)
                     cfg = TrainConfig(steps=steps, batch_size=64, lr=lr, optimizer="momentum",
-                                      weight_decay=5e-4, seed=seed, eval_every=10, eval_train_max=500)
+                                      weight_decay=5e-4, seed=seed, eval_every=10, eval_train_max=500,
+                                      watch=True, watch_every=WATCH_EVERY[quick])
                     runs.append(train(net, ds, cfg))
                     done += 1
                     progress(done, total, f"{act} lr {lr:g}")
@@ -150,6 +155,12 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
             "final_test_acc_median": statistics.median(r.final.test_acc for r in rs),
             "seconds_per_step": statistics.median(r.final.seconds / max(r.final.step, 1) for r in rs),
             "best_lr": lr == best[act],
+            "dead_at_end": pooled_median([r.watch for r in rs], "dead_fraction"),
+            "saturated_at_end": pooled_median([r.watch for r in rs], "saturated_fraction"),
+            "mean_derivative_at_start": pooled_median([r.watch for r in rs], "mean_derivative", at="start"),
+            "monitor_findings": ", ".join(
+                f"{k} {v}/{len(rs)}" for k, v in sorted(findings_count([r.watch for r in rs]).items())
+            ) or "none",
         }
         for (act, lr), rs in results.items()
     ]
@@ -191,10 +202,14 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
             f"CNN conv(16)–conv(32)–pool–GAP–linear on 8×8 digits (1,437 training images), SGD "
             f"momentum 0.9, weight decay 5e-4, batch 64, up to {steps} steps, learning rates "
             f"{', '.join(map(str, lrs))}, {seeds} seeds; training error measured on 500 training "
-            "images every 10 steps. The paper: a 4-layer CNN on CIFAR-10 (50,000 32×32 images)."
+            "images every 10 steps. The paper: a 4-layer CNN on CIFAR-10 (50,000 32×32 images). "
+            f"Every run inside gradsight.watch, measuring every {WATCH_EVERY[quick]} steps."
         ),
         rows=rows,
-        data={"curves": curves, "best_lr": best, "target_train_acc": TARGET_ACC},
+        data={"curves": curves, "best_lr": best, "target_train_acc": TARGET_ACC,
+              "watch_every": WATCH_EVERY[quick],
+              "watch": [{"activation": act, "lr": lr, "seed": seed, **r.watch.compact()}
+                        for (act, lr), rs in results.items() for seed, r in enumerate(rs)]},
         figures=[_figure(curves, best)],
         claims=[claim],
     )

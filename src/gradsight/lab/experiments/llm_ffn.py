@@ -15,7 +15,10 @@ Measured per form, on a fixed validation pass at every evaluation point:
   with ``|h| < 1 % of the layer's max |h|`` over the pass (the only notion of "near silent" a
   smooth activation has);
 * dead units: hidden units that are exactly zero for every token of the validation pass;
-* per-layer gradient flow at the FFN activations ``||dL/dh||`` over the last stretch of training;
+* per-layer gradient flow at the FFN activations ``||dL/dh||`` over the last stretch of training
+  (``flow_steps``), where every run trains inside ``gradsight.watch``; its summary of every
+  activation site (dead, saturated fraction, ``||dL/dy||``, E[f']) and its findings are kept per
+  run. The rest of training runs unwatched so that the wall time per step is the model's own;
 * wall time per optimizer step and tokens/second (noisy on a shared CPU; stated as such).
 
 A unigram and a bigram model of the same corpus give the floors a transformer must beat.
@@ -54,6 +57,7 @@ from gradsight.lab.registry import (
     experiment,
 )
 from gradsight.lab.text import Corpus, load_corpus, ngram_floors
+from gradsight.lab.watching import summarize
 from gradsight.monitor import LayerStats, Monitor, watch
 
 NAME = "llm_ffn"
@@ -320,6 +324,7 @@ class FormRun:
     dead_fraction: list[float] = field(default_factory=list)  # mean over layers, per eval
     final_layers: list[dict[str, Any]] = field(default_factory=list)  # LayerActivity at the end
     grad_flow: list[dict[str, Any]] = field(default_factory=list)  # watch() per FFN site
+    watch: dict[str, Any] = field(default_factory=dict)  # watch() of every site: WatchSummary.compact()
     train_loss_bpc: float = float("nan")  # mean train bits/char over the watched window
     ms_per_step: float = float("nan")  # median wall ms per step outside the watched window
     tokens_per_second: float = float("nan")  # batch_size * context / seconds per step
@@ -408,7 +413,9 @@ def train_form(
                 train_nats.append(loss.item())
                 if step + 1 == cfg.steps:  # report before the validation forward passes
                     sites = [n for n, _ in model.ffn_sites()]
-                    run.grad_flow = _ffn_flow(mon.report().layers, sites)
+                    report = mon.report()
+                    run.grad_flow = _ffn_flow(report.layers, sites)
+                    run.watch = summarize(report).compact()
                     mon.close()
             elif step >= 5:  # the first steps pay one-off allocation costs
                 timed.append(dt)
@@ -842,7 +849,8 @@ def estimate_seconds(corpus: Corpus, cfg: TrainConfig, n_forms: int = len(FORMS)
     return 1.15 * statistics.fmean(per_step) * cfg.steps * n_forms * len(cfg.seeds)
 
 
-@experiment(NAME, TITLE, order=80, quick_budget_s=60.0)
+# full: estimate_seconds(FULL) on 2 cores (it predicted the quick run within 4 %), not timed
+@experiment(NAME, TITLE, order=80, quick_budget_s=60.0, typical_s=(77, 6000))
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     """``gradsight lab --only llm_ffn [--quick]``: the :data:`QUICK` or :data:`FULL` recipe.
 
@@ -936,7 +944,8 @@ def build_result(cfg: TrainConfig, quick: bool, progress: Progress) -> Experimen
         },
         "layers": {
             f: [
-                {"seed": r.seed, "layers": r.final_layers, "grad_flow": r.grad_flow}
+                {"seed": r.seed, "layers": r.final_layers, "grad_flow": r.grad_flow,
+                 "watch": r.watch}
                 for r in runs[f]
             ]
             for f in FORMS

@@ -71,7 +71,8 @@ def measure_saturation(
     return {"measured": measured, "theory": predicted, "q": qs.tolist(), "mean_derivative": mean_d}
 
 
-@experiment(NAME, "Saturation of sigmoid and tanh vs weight scale", order=40, quick_budget_s=10.0)
+@experiment(NAME, "Saturation of sigmoid and tanh vs weight scale", order=40, quick_budget_s=10.0,
+            typical_s=(1, 95))
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     command = command_for(NAME, quick)
     scales = (

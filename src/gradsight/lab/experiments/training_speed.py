@@ -10,6 +10,12 @@ compared with sigmoid setting by setting, seed spread included.
 
 Init families: ``default`` is PyTorch's default Linear init for every activation; ``matched``
 gives each activation the init designed for it (Xavier for sigmoid and tanh, He otherwise).
+
+Every run is watched by ``gradsight.watch`` (every ``watch_every`` steps, one monitor per
+ensemble member): the results keep, per run, the monitor's per-layer dead and saturated
+fraction, ‖∂L/∂y‖ and E[f'] at the end, E[f'] at the first step, and its findings. The figure
+shows E[f'] per hidden layer at the start — how open each activation's valve is before any
+learning.
 """
 
 from __future__ import annotations
@@ -52,13 +58,15 @@ class Grid:
     width: int = 64
     batch_size: int = 64
     eval_every: int = 20
+    watch_every: int = 10  # gradsight.watch measures every this many steps (window: 8 of them)
 
 
-QUICK = Grid(("digits",), (5, 10), ("sigmoid", "relu"), ("momentum", "adam"), 3, 300)
+QUICK = Grid(("digits",), (5, 10), ("sigmoid", "relu"), ("momentum", "adam"), 3, 300,
+             watch_every=15)
 FULL = Grid(
     ("digits", "mnist1d"), (5, 10, 20),
     ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu"), ("momentum", "adam"), 3, 1000,
-    eval_every=25,
+    eval_every=25, watch_every=50,
 )
 
 
@@ -171,7 +179,8 @@ def _train_activation(
                 lrs.append(lr)
                 seeds.append(seed)
     config = TrainConfig(steps=grid.steps, batch_size=grid.batch_size, optimizer=optimizer,
-                         eval_every=grid.eval_every, eval_train_max=500)
+                         eval_every=grid.eval_every, eval_train_max=500, watch=True,
+                         watch_every=grid.watch_every)
     start = time.perf_counter()
     runs = train_ensemble(nets, ds, config, lrs=lrs, seeds=seeds)
     seconds = time.perf_counter() - start
@@ -220,11 +229,46 @@ def _figure(rows: list[dict[str, Any]], activations: Sequence[str], budget: int)
     )
 
 
-@experiment(NAME, TITLE, order=20, quick_budget_s=45)
+def _start_figure(profiles: dict[str, dict[str, list[float]]], label: str) -> Figure:
+    """E[f'] per hidden layer at the first step, one line per activation, one panel per init
+    family; ``profiles[family][activation]`` lists the medians over runs, input side first."""
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(profiles), figsize=(5.2 * len(profiles), 3.6), sharey=True,
+                             squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, (fam, per_act) in zip(axes[0], profiles.items(), strict=True):
+        for j, (act, prof) in enumerate(per_act.items()):
+            ax.plot(range(1, len(prof) + 1), prof, marker=".", color=colors(j), label=act)
+        ax.set_xlabel("hidden layer (1 = nearest the input)")
+        ax.set_title(f"{fam} init")
+        ax.set_ylim(bottom=0)
+    axes[0][0].set_ylabel("E[f'(z)] at the first step")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return Figure.from_matplotlib(
+        fig,
+        "How open each activation's valve is before learning (gradsight.watch)",
+        f"Mean derivative E[f'(z)] over a batch and the layer's units at step 0, as gradsight.watch "
+        f"measured it in every run ({label}; median over seeds and learning rates). Each "
+        "layer multiplies the backward signal by about this much (times the weights).",
+    )
+
+
+def _findings_text(counts: dict[str, int], n: int) -> str:
+    return ", ".join(f"{k} {v}/{n}" for k, v in sorted(counts.items())) or "none"
+
+
+# full: 1294 s measured before every run was watched, plus the watch (~10 % at watch_every=50)
+@experiment(NAME, TITLE, order=20, quick_budget_s=45, typical_s=(30, 1420))
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     """Train the grid and compare steps to target accuracy; see the module docstring."""
     from gradsight.lab import data
     from gradsight.lab.training import steps_to_target, torch_threads
+    from gradsight.lab.watching import findings_count, pooled_median
 
     grid = QUICK if quick else FULL
     total = len(grid.datasets) * len(grid.depths) * len(grid.activations) * len(grid.optimizers)
@@ -233,6 +277,9 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     outcomes: dict[str, str] = {}
     per_setting: dict[str, dict[str, list[int | None]]] = {}
     curves: dict[str, Any] = {}
+    watched: list[dict[str, Any]] = []  # one record per run: what gradsight.watch saw
+    start_profiles: dict[str, dict[str, list[float]]] = {}  # family -> activation -> E[f'] per layer
+    profile_setting = (grid.datasets[0], max(grid.depths), grid.optimizers[0])
     with torch_threads(1):  # tiny matmuls: one thread is as fast and immune to barrier stalls
         for ds_name in grid.datasets:
             ds = data.load(ds_name)
@@ -263,10 +310,30 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
                                 "final_test_acc": statistics.median(r.final.test_acc for r in runs),
                                 "diverged": sum(r.diverged for r in runs),
                             })
+                            counts = findings_count([r.watch for r in runs])
+                            rows[-1].update({
+                                "dead_at_end": pooled_median([r.watch for r in runs], "dead_fraction"),
+                                "saturated_at_end": pooled_median(
+                                    [r.watch for r in runs], "saturated_fraction"),
+                                "mean_derivative_at_start": pooled_median(
+                                    [r.watch for r in runs], "mean_derivative", at="start"),
+                                "monitor_findings": _findings_text(counts, len(runs)),
+                            })
                             curves[f"{label}/{act}"] = {
                                 "steps": [p.step for p in runs[0].history],
                                 "test_acc_per_seed": [[p.test_acc for p in r.history] for r in runs],
                             }
+                            for run_lr, rs in per_lr.items():
+                                for seed, r in enumerate(rs):
+                                    watched.append({"setting": label, "activation": act,
+                                                    "lr": run_lr, "seed": seed,
+                                                    **r.watch.compact()})
+                            if (ds_name, depth, opt) == profile_setting:
+                                every = [r.watch.compact()["mean_derivative_start"]
+                                         for rs in per_lr.values() for r in rs]
+                                start_profiles.setdefault(fam, {})[act] = [
+                                    statistics.median(col) for col in zip(*every, strict=True)
+                                ]
                         done += 1
                         progress(done, total, f"{ds_name} d{depth} {opt} {act}")
 
@@ -283,6 +350,17 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     med = {f"{label}": {a: (None if median_steps(s) == float("inf") else median_steps(s))
                         for a, s in per_act.items() if a in ("relu", "sigmoid")}
            for label, per_act in per_setting.items()}
+    start_deriv = {
+        a: statistics.median(r["mean_derivative_at_start"] for r in rows
+                             if r["activation"] == a and r["mean_derivative_at_start"] is not None)
+        for a in grid.activations
+    }
+    text += (
+        " gradsight.watch, on every run: at the first step the mean derivative E[f'] over all "
+        "hidden units (how much of the gradient each layer's activation lets through) was "
+        + ", ".join(f"{a} {v:.2f}" for a, v in start_deriv.items())
+        + " (median over settings)."
+    )
     text += (
         " Per activation the best of a 3-value learning-rate grid was used; 'default' is "
         "PyTorch's Linear init, 'matched' is Xavier for sigmoid and He for ReLU. Target: "
@@ -302,6 +380,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
             "fastest_activation": fastest,
             "seeds": grid.seeds,
             "step_budget": grid.steps,
+            "mean_derivative_at_start": {a: round(v, 4) for a, v in start_deriv.items()},
         },
         command=command_for(NAME, quick),
         explanation=text,
@@ -312,8 +391,11 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         f"{grid.seeds} seeds × 3 learning rates × 2 init families per activation, trained "
         f"together with torch.func; activations {', '.join(grid.activations)}; evaluated every "
         f"{grid.eval_every} steps (the resolution of 'steps to target'). Seconds are the "
-        "ensemble's wall time per model, 1 torch thread."
+        "ensemble's wall time per model, 1 torch thread. Every run watched by gradsight.watch "
+        f"every {grid.watch_every} steps (a plain forward + backward per model, outside the timing)."
     )
+    ds0, depth0, opt0 = profile_setting
+    profile_label = f"{ds0}, depth {depth0}, {opt0}"
     return ExperimentResult(
         name=NAME,
         title=TITLE,
@@ -327,7 +409,10 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         scale=scale,
         rows=rows,
         data={"targets": {d: TARGETS[d] for d in grid.datasets}, "curves": curves,
-              "outcomes": outcomes, "lrs": {k: list(v) for k, v in LRS.items()}},
-        figures=[_figure(rows, grid.activations, grid.steps)],
+              "outcomes": outcomes, "lrs": {k: list(v) for k, v in LRS.items()},
+              "watch_every": grid.watch_every, "watch": watched,
+              "mean_derivative_at_start_profile": {"setting": profile_label, **start_profiles}},
+        figures=[_figure(rows, grid.activations, grid.steps),
+                 _start_figure(start_profiles, profile_label)],
         claims=[claim],
     )
