@@ -136,3 +136,73 @@ def test_functional_origin_at_the_root_forward():
         mon.step()
     (f,) = [f for f in mon.report().findings if f.kind == "non_finite"]
     assert f.layers == ("log#0",) and f.evidence["module"] == ""
+
+
+class DropNet(nn.Module):
+    """Dropout before every layer; after layer k, sqrt(tanh(.) - 0.5): NaN where it is < 0.5."""
+
+    def __init__(self, k: int, n: int = 4, d: int = 16) -> None:
+        super().__init__()
+        self.k = k
+        self.fcs = nn.ModuleList([nn.Linear(d, d) for _ in range(n)])
+        self.drop = nn.Dropout(0.5)
+        self.head = nn.Linear(d, 2)
+
+    def forward(self, x):
+        for i, fc in enumerate(self.fcs):
+            x = torch.tanh(fc(self.drop(x)))
+            if i == self.k:
+                x = torch.sqrt(x - 0.5)
+        return self.head(x)
+
+
+def test_a_model_with_dropout_is_replayed_from_its_rng_state_and_the_origin_found():
+    torch.manual_seed(0)
+    model = DropNet(k=2)
+    with gs.watch(model) as mon:
+        F.cross_entropy(model(torch.randn(8, 16)), torch.randint(0, 2, (8,))).backward()
+        mon.step()
+        assert mon._random and mon._rng is not None
+    (f,) = [f for f in mon.report().findings if f.kind == "non_finite" and f.evidence["phase"] == "forward"]
+    assert f.layers == ("sqrt#0",) and f.evidence["op"] == "sqrt"
+
+
+def test_no_rng_capture_without_random_ops_and_entry_checked_by_its_weight_grad():
+    model = Net(None, 0)
+    with gs.watch(model) as mon:
+        for _ in range(2):  # batch 16: the entry's output (16x8) outsizes its weight (8x8)
+            F.cross_entropy(model(torch.randn(16, 8)), torch.randint(0, 2, (16,))).backward()
+            mon.step()
+        assert not mon._random and mon._rng is None  # nothing random: nothing to capture
+        assert mon._entry_params == [model.blocks[0].fc.weight] and not mon._hooked_entries
+
+
+class EmbedNet(nn.Module):
+    def __init__(self, fault: bool) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(1000, 8)  # the weight (8000) is bigger than the output (6x8)
+        self.block = Block(8, "backward" if fault else None)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, idx):
+        return self.head(self.block(self.emb(idx)))
+
+
+def test_an_embedding_entry_is_checked_by_a_gradient_hook_and_a_backward_nan_is_found():
+    model = EmbedNet(fault=True)
+    with gs.watch(model) as mon:
+        F.cross_entropy(model(torch.randint(0, 1000, (6,))), torch.randint(0, 2, (6,))).backward()
+        mon.step()
+        assert mon._hooked_entries == [model.emb] and not mon._entry_params
+    (f,) = [f for f in mon.report().findings if f.kind == "non_finite"]
+    assert f.evidence["phase"] == "backward" and f.evidence["module"] == "block"
+
+
+def test_a_backward_nan_is_found_through_the_entry_weight_gradient():
+    model = Net("backward", 2)
+    with gs.watch(model) as mon:
+        F.cross_entropy(model(torch.randn(16, 8)), torch.randint(0, 2, (16,))).backward()
+        mon.step()
+        assert mon._entry_params and not mon._hooked_entries
+    (f,) = [f for f in mon.report().findings if f.kind == "non_finite"]
+    assert f.evidence["phase"] == "backward" and f.evidence["module"] == "blocks.2"

@@ -57,6 +57,12 @@ from gradsight.monitor.stats import Observation, StatsWindow
 PARAM_EVERY = 10  # steps between two parameter measurements, at least
 MAX_HISTORY = 4096  # logged steps kept in memory; older ones are thinned (sinks keep all)
 _LINEAR_LIKE_OPS = frozenset({"linear", "matmul", "bmm", "addmm", "layer_norm", "embedding", "mm"})
+# op names (substrings) that draw random numbers: a forward with any of them is replayed from
+# the RNG state captured before it; a forward with none needs no capture
+_RANDOM_OPS = ("dropout", "rand", "bernoulli", "normal", "uniform", "multinomial", "exponential",
+               "geometric", "cauchy", "log_normal", "poisson", "scaled_dot_product_attention",
+               "multi_head_attention")  # fmt: skip
+_RANDOM_MODULES = (nn.modules.dropout._DropoutNd, nn.RReLU)
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -118,7 +124,10 @@ class Monitor:
         self._producers: dict[int, tuple[str, nn.Module, int | None]] = {}
         self._keep: list[torch.Tensor] = []
         self._entries: list[nn.Module] = []
+        self._hooked_entries: list[nn.Module] = []  # checked by a gradient hook on the output
+        self._entry_params: list[nn.Parameter] = []  # checked by their .grad at end of backward
         self._entry_bad = False
+        self._random = True  # the forward draws random numbers (known after discovery)
         self._pre_D: dict[nn.Module, tuple[torch.Tensor, int]] = {}
 
         # step state
@@ -354,8 +363,7 @@ class Monitor:
             return
         self._frames = [("", defaultdict(int))]
         self._inputs = (args, kwargs)
-        if self.check_nonfinite:
-            self._rng = torch.get_rng_state()
+        self._rng = torch.get_rng_state() if self.check_nonfinite and self._random else None
         if torch.is_grad_enabled() and (not self._discovered or (self._rediscover and self._logged)):
             self._begin_discovery()
 
@@ -409,6 +417,8 @@ class Monitor:
         grads, self._out_grads = self._out_grads, []
         bad = self._entry_bad
         self._entry_bad = False
+        if self.check_nonfinite and self._entry_params:
+            bad = bad or not all_finite([p.grad for p in self._entry_params if p.grad is not None])
         if self._logged and self._param_step():
             bad = (not self._params.read_grads()) or bad
         if not self.check_nonfinite:
@@ -609,6 +619,8 @@ class Monitor:
         if not self._discovering:
             return
         name = nonfinite.op_name(func)
+        if not self._random and any(r in name for r in _RANDOM_OPS):
+            self._random = True
         if name in CONV_LIKE_OPS:
             self._hint_channel = True
         elif name in _LINEAR_LIKE_OPS:
@@ -621,6 +633,7 @@ class Monitor:
         self._discovering = True
         self._disc_order = []
         self._hint_channel = False
+        self._random = any(isinstance(m, _RANDOM_MODULES) for m in self.root.modules())
         self._mode.on_other = self._on_other_op
         for name, mod in self.root.named_modules():
             if mod is self.root:
@@ -657,7 +670,7 @@ class Monitor:
             s.index = i
         for h in self._entry_handles:
             h.remove()
-        self._entry_handles = [m.register_forward_hook(self._on_entry_out) for m in self._entries]
+        self._entry_handles = [m.register_forward_hook(self._on_entry_out) for m in self._hooked_entries]
         if self._logged:
             self._arm()
 
@@ -700,7 +713,15 @@ class Monitor:
             and module not in self._entries
         ):
             self._entries.append(module)
-            self._on_entry_out(module, args, output)  # this step's check; later steps: its hook
+            # a backward NaN reaches the entry layer's output gradient and so its weight
+            # gradient: read the weight's .grad at the end of the backward (no hook, no extra
+            # interruption of the step) unless the weight is the bigger tensor (embeddings)
+            weights = [p for p in module.parameters(recurse=False) if p.requires_grad]
+            if weights and weights[0].numel() <= sum(t.numel() for t in outs):
+                self._entry_params.append(weights[0])
+            else:
+                self._hooked_entries.append(module)
+                self._on_entry_out(module, args, output)  # this step; later steps: its hook
 
     # =====================================================================================
     # non-finite values
