@@ -167,20 +167,20 @@ def test_a_model_with_dropout_is_replayed_from_its_rng_state_and_the_origin_foun
     assert f.layers == ("sqrt#0",) and f.evidence["op"] == "sqrt"
 
 
-def test_no_rng_capture_without_random_ops_and_entry_checked_by_its_weight_grad():
+def test_no_rng_capture_without_random_ops_and_entry_checked_by_its_bias_grad():
     model = Net(None, 0)
     with gs.watch(model) as mon:
-        for _ in range(2):  # batch 16: the entry's output (16x8) outsizes its weight (8x8)
+        for _ in range(2):
             F.cross_entropy(model(torch.randn(16, 8)), torch.randint(0, 2, (16,))).backward()
             mon.step()
         assert not mon._random and mon._rng is None  # nothing random: nothing to capture
-        assert mon._entry_params == [model.blocks[0].fc.weight] and not mon._hooked_entries
+        assert mon._entry_params == [model.blocks[0].fc.bias] and not mon._hooked_entries
 
 
 class EmbedNet(nn.Module):
     def __init__(self, fault: bool) -> None:
         super().__init__()
-        self.emb = nn.Embedding(1000, 8)  # the weight (8000) is bigger than the output (6x8)
+        self.emb = nn.Embedding(50_000, 8)  # the weight (400k) far outsizes the output (6x8)
         self.block = Block(8, "backward" if fault else None)
         self.head = nn.Linear(8, 2)
 
@@ -191,18 +191,22 @@ class EmbedNet(nn.Module):
 def test_an_embedding_entry_is_checked_by_a_gradient_hook_and_a_backward_nan_is_found():
     model = EmbedNet(fault=True)
     with gs.watch(model) as mon:
-        F.cross_entropy(model(torch.randint(0, 1000, (6,))), torch.randint(0, 2, (6,))).backward()
+        F.cross_entropy(model(torch.randint(0, 50_000, (6,))), torch.randint(0, 2, (6,))).backward()
         mon.step()
         assert mon._hooked_entries == [model.emb] and not mon._entry_params
     (f,) = [f for f in mon.report().findings if f.kind == "non_finite"]
     assert f.evidence["phase"] == "backward" and f.evidence["module"] == "block"
 
 
-def test_a_backward_nan_is_found_through_the_entry_weight_gradient():
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_backward_nan_is_found_through_the_entry_bias_or_weight_gradient(bias):
     model = Net("backward", 2)
+    if not bias:
+        model.blocks[0].fc = nn.Linear(8, 8, bias=False)
     with gs.watch(model) as mon:
         F.cross_entropy(model(torch.randn(16, 8)), torch.randint(0, 2, (16,))).backward()
         mon.step()
-        assert mon._entry_params and not mon._hooked_entries
+        fc = model.blocks[0].fc
+        assert mon._entry_params == [fc.bias if bias else fc.weight] and not mon._hooked_entries
     (f,) = [f for f in mon.report().findings if f.kind == "non_finite"]
     assert f.evidence["phase"] == "backward" and f.evidence["module"] == "blocks.2"

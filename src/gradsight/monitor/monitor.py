@@ -10,7 +10,7 @@ every step    root pre/post hooks: keep references to the inputs and the CPU RNG
 logged step   (step % every == 0) site hooks are armed: per site one derivative and ONE
               reduction in the forward (per-unit sum of f'(z)) and one norm in the backward;
               the functional-activation mode is pushed inside the owner modules only; one host
-              sync in ``mon.step()``. At least PARAM_EVERY (10) steps apart also: one
+              sync in ``mon.step()``. At least PARAM_EVERY (50) steps apart also: one
               ``_foreach_norm`` over parameter gradients and weights, and the update ratio
               across the optimizer step.
 first NaN     the step is snapshotted and replayed later with every op checked (nonfinite.py).
@@ -54,7 +54,7 @@ from gradsight.monitor.sites import (
 )
 from gradsight.monitor.stats import Observation, StatsWindow
 
-PARAM_EVERY = 10  # steps between two parameter measurements, at least
+PARAM_EVERY = 50  # steps between two parameter measurements, at least
 MAX_HISTORY = 4096  # logged steps kept in memory; older ones are thinned (sinks keep all)
 _LINEAR_LIKE_OPS = frozenset({"linear", "matmul", "bmm", "addmm", "layer_norm", "embedding", "mm"})
 # op names (substrings) that draw random numbers: a forward with any of them is replayed from
@@ -63,6 +63,8 @@ _RANDOM_OPS = ("dropout", "rand", "bernoulli", "normal", "uniform", "multinomial
                "geometric", "cauchy", "log_normal", "poisson", "scaled_dot_product_attention",
                "multi_head_attention")  # fmt: skip
 _RANDOM_MODULES = (nn.modules.dropout._DropoutNd, nn.RReLU)
+# layers whose bias gradient is the output gradient summed over all but the unit dimension
+_BIAS_SUMS = (nn.Linear, nn.modules.conv._ConvNd, nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -453,7 +455,7 @@ class Monitor:
 
     def _param_step(self) -> bool:
         """Parameter stats (gradient norms, the update ratio) change slowly: they are measured
-        on logged steps at least PARAM_EVERY steps apart (every logged step when every >= 10)."""
+        on logged steps at least PARAM_EVERY steps apart (every logged step when every >= 50)."""
         stride = max(1, -(-PARAM_EVERY // self.every))  # logged steps between two measurements
         return (self.step_index // self.every) % stride == 0
 
@@ -713,11 +715,16 @@ class Monitor:
             and module not in self._entries
         ):
             self._entries.append(module)
-            # a backward NaN reaches the entry layer's output gradient and so its weight
-            # gradient: read the weight's .grad at the end of the backward (no hook, no extra
-            # interruption of the step) unless the weight is the bigger tensor (embeddings)
+            # a backward NaN reaches the entry layer's output gradient and so its parameter
+            # gradients: read one .grad at the end of the backward (no hook, no extra
+            # interruption of the step) -- the bias of a layer whose bias gradient is the sum
+            # of the output gradient (tiny, and any NaN/Inf in the sum shows), else the weight
+            # unless it far outsizes the output (embeddings: a hook on the output instead)
+            bias = getattr(module, "bias", None)
             weights = [p for p in module.parameters(recurse=False) if p.requires_grad]
-            if weights and weights[0].numel() <= sum(t.numel() for t in outs):
+            if isinstance(module, _BIAS_SUMS) and isinstance(bias, nn.Parameter) and bias.requires_grad:
+                self._entry_params.append(bias)
+            elif weights and weights[0].numel() <= max(4 * sum(t.numel() for t in outs), 1 << 18):
                 self._entry_params.append(weights[0])
             else:
                 self._hooked_entries.append(module)

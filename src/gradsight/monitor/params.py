@@ -46,8 +46,8 @@ class ParamTracker:
         self._before: list[tuple[int, nn.Parameter, torch.Tensor]] = []
         self._sample: dict[int, int] = {}  # param id -> stride
 
-    def _take(self, p: torch.Tensor) -> torch.Tensor:
-        """The sampled entries of ``p`` (all of them for small tensors), flattened: (k,)."""
+    def _view(self, p: torch.Tensor) -> torch.Tensor:
+        """A view of the sampled entries of ``p`` (all of them for small tensors): (k,)."""
         key = id(p)
         if key not in self._sample:
             stride = p.numel() // SAMPLE
@@ -56,8 +56,8 @@ class ParamTracker:
                 stride -= 1
             self._sample[key] = stride
         stride = self._sample[key]
-        flat = p.detach().reshape(-1)  # (numel,)
-        return flat.clone() if stride <= 1 else flat[::stride][:SAMPLE].clone()  # (<= SAMPLE,)
+        flat = p.detach().view(-1) if p.is_contiguous() else p.detach().reshape(-1)  # (numel,)
+        return flat if stride <= 1 else flat[::stride][:SAMPLE]  # (<= SAMPLE,)
 
     # -- end of a logged backward ----------------------------------------------------------
     def read_grads(self) -> bool:
@@ -71,8 +71,7 @@ class ParamTracker:
         if not grads:
             return True
         weights = [p.detach() for _, ps in self.layers for p in ps if p.grad is not None]
-        norms = torch._foreach_norm(grads + weights)
-        values = torch.stack([n.float().to(norms[0].device) for n in norms]).tolist()
+        values = _host_norms([*grads, *weights])
         k = len(grads)
         sq = [0.0] * len(self.layers)
         wsq = [0.0] * len(self.layers)
@@ -97,18 +96,18 @@ class ParamTracker:
             for p in g["params"]
             if id(p) in self.param_ids
         ]
-        self._before = [(self.layer_of[id(p)], p, self._take(p)) for p in mine]
+        views = [self._view(p) for p in mine]
+        copies = torch._foreach_mul(views, 1.0) if views else []  # one launch for every copy
+        self._before = [(self.layer_of[id(p)], p, c) for p, c in zip(mine, copies, strict=True)]
 
     def after_step(self, optimizer: torch.optim.Optimizer) -> None:
         if not self._before:
             return
         before, self._before = self._before, []
         olds = [b for _, _, b in before]
-        deltas = torch._foreach_sub([self._take(p) for _, p, _ in before], olds)
-        d_norms = torch._foreach_norm(deltas)
-        w_norms = torch._foreach_norm(olds)
-        d_vals = torch.stack([n.float() for n in d_norms]).tolist()
-        w_vals = torch.stack([n.float() for n in w_norms]).tolist()
+        deltas = torch._foreach_sub([self._view(p) for _, p, _ in before], olds)
+        vals = _host_norms([*deltas, *olds])
+        d_vals, w_vals = vals[: len(olds)], vals[len(olds) :]
         dsq: dict[int, float] = {}
         wsq: dict[int, float] = {}
         for (i, _, _), d, w in zip(before, d_vals, w_vals, strict=False):
@@ -135,3 +134,12 @@ class ParamTracker:
         self.weight_norms = None
         self.update_ratio = {}
         return out
+
+
+def _host_norms(tensors: list[torch.Tensor]) -> list[float]:
+    """The 2-norm of each tensor, in one ``_foreach_norm`` and one copy to the host."""
+    norms = torch._foreach_norm(tensors)
+    device = norms[0].device
+    if any(n.device != device or n.dtype != torch.float32 for n in norms):
+        norms = [n.to(device, torch.float32) for n in norms]
+    return torch.stack(norms).tolist()
