@@ -1,18 +1,21 @@
 """``gradsight.watch(model)``: the Monitor that hooks a model and turns each logged step into
 LayerStats, ParamStats and Findings.
 
-What runs when (the cost model; see benchmarks/monitor_overhead.py):
+What runs when (the cost model; see benchmarks/monitor_overhead.py). Inside a training step
+the first torch call after the model's own kernels costs 15-40 us on a CPU (cold code paths),
+so the cost is counted in interruptions of the step more than in arithmetic:
 
-every step    root pre/post hooks: keep references to the inputs and the CPU RNG state, one
-              sum over the model outputs (non-finite check); one gradient hook on the outputs
-              (the end-of-backward callback) and on the entry layers' outputs (one sum each:
-              backward non-finite check). No activation site is touched.
-logged step   (step % every == 0) site hooks are armed: per site one derivative and ONE
-              reduction in the forward (per-unit sum of f'(z)) and one norm in the backward;
-              the functional-activation mode is pushed inside the owner modules only; one host
-              sync in ``mon.step()``. At least PARAM_EVERY (50) steps apart also: one
-              ``_foreach_norm`` over parameter gradients and weights, and the update ratio
-              across the optimizer step.
+every step    root pre/post hooks: keep references to the inputs (and the CPU RNG state when
+              the forward has random ops), one sum over the model outputs (non-finite check);
+              one gradient hook on the outputs (it queues the end-of-backward callback), where
+              the entry layers' bias (or small weight) gradient is summed: the backward
+              non-finite check. No activation site is touched.
+logged step   (step % every == 0) site hooks are armed: per site one derivative kernel and ONE
+              reduction in the forward (per-unit sum of f'(z), a matrix-vector product) and
+              one norm in the backward; the functional-activation mode is pushed inside the
+              owner modules only; one copy to the host in ``mon.step()``. At least PARAM_EVERY
+              (50) steps apart also: one ``_foreach_norm`` over parameter gradients and weights,
+              and the update ratio across the optimizer step.
 first NaN     the step is snapshotted and replayed later with every op checked (nonfinite.py).
 """
 
