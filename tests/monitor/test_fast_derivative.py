@@ -69,7 +69,7 @@ def test_the_per_shape_reducer_equals_the_generic_per_unit_sum(module, shape):
     y = module(x)
     want, n = site.per_unit_sum(site.derivative(x, y))
     first, n1 = site.unit_sums(x, y)  # builds the reducer for this shape
-    assert site._reducer is not None and site._reducer[0] == y.shape
+    assert site._reducer is not None and site._reducer[0] == (y.shape, y.dtype, y.device)
     again, n2 = site.unit_sums(x, y)  # runs it
     assert n == n1 == n2 == x.numel() // 16
     assert again.dtype == torch.float32 and again.shape == (16,)
@@ -108,3 +108,16 @@ def test_history_stays_bounded_and_keeps_the_recent_steps_dense(monkeypatch):
     assert len(steps) <= 8
     assert steps[-4:] == [26, 27, 28, 29]  # the recent ones, every step
     assert steps[0] < 10  # the start is still represented, sparser
+
+
+def test_the_reducer_is_rebuilt_when_the_dtype_changes_at_the_same_shape():
+    from gradsight.monitor.sites import Site
+
+    site = Site(index=0, name="s", act=from_module(nn.Sigmoid()), kind="module")
+    y32 = torch.sigmoid(torch.randn(8, 4))
+    site.unit_sums(None, y32)
+    y64 = y32.double()
+    got, n = site.unit_sums(None, y64)  # a float32 reducer would fail on float64 input
+    want, _ = site.per_unit_sum(site.derivative(None, y64))
+    assert n == 8 and site._reducer[0][1] == torch.float64
+    torch.testing.assert_close(got, want)

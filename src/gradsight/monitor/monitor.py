@@ -63,7 +63,7 @@ _LINEAR_LIKE_OPS = frozenset({"linear", "matmul", "bmm", "addmm", "layer_norm", 
 # op names (substrings) that draw random numbers: a forward with any of them is replayed from
 # the RNG state captured before it; a forward with none needs no capture
 _RANDOM_OPS = ("dropout", "rand", "bernoulli", "normal", "uniform", "multinomial", "exponential",
-               "geometric", "cauchy", "log_normal", "poisson", "scaled_dot_product_attention",
+               "geometric", "cauchy", "log_normal", "poisson", "rrelu", "scaled_dot_product_attention",
                "multi_head_attention")  # fmt: skip
 _RANDOM_MODULES = (nn.modules.dropout._DropoutNd, nn.RReLU)
 # layers whose bias gradient is the output gradient summed over all but the unit dimension

@@ -163,7 +163,7 @@ class Site:
         self.base = base  # the elementwise activation whose derivative is the valve
         self.out_deriv = None if self.act.is_gated else _fast_output_derivative(base)
         self.in_deriv = _kernel_derivative(base) or _fast_derivative(base)
-        self._reducer: tuple[torch.Size, Any, int] | None = None
+        self._reducer: tuple[Any, torch.Tensor, int] | None = None
         bound = float(base.derivative_bound)
         self.bound = bound if bound < float("inf") else float("nan")
         self.saturates = bool(base.saturates)
@@ -216,32 +216,19 @@ class Site:
         common case (feature-last float tensor of the shape seen last) runs a reducer built
         once for that shape: one derivative kernel, one matrix-vector product."""
         fast = self._reducer
-        if fast is not None and y.shape == fast[0]:
-            return fast[1](x, y), fast[2]
+        if fast is not None and (y.shape, y.dtype, y.device) == fast[0]:
+            return torch.mv(self.derivative(x, y).reshape(fast[2], -1).t(), fast[1]).float(), fast[2]
         D, n = self.per_unit_sum(self.derivative(x, y))
         self._reducer = self._build_reducer(y, n)
         return D, n
 
-    def _build_reducer(self, y: torch.Tensor, n: int) -> tuple[torch.Size, Any, int] | None:
+    def _build_reducer(self, y: torch.Tensor, n: int) -> tuple[Any, torch.Tensor, int] | None:
+        """For a feature-last float32/64 tensor: (its shape/dtype/device, ones(n), n), with
+        which D = f'(z).view(n, C).T @ ones(n) -- one matrix-vector product."""
         if self.act.is_gated or y.ndim < 2 or (self.channel_layout and y.ndim >= 3):
             return None
         if y.dtype not in (torch.float32, torch.float64) or n <= 0:
             return None
-        C, ones = int(y.shape[-1]), torch.ones(n, dtype=y.dtype, device=y.device)
-        if self.out_deriv is not None:
-            df = self.out_deriv
-
-            def reduce(x: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
-                return torch.mv(df(y.detach()).view(n, C).t(), ones).float()
-        elif self.in_deriv is not None:
-            df = self.in_deriv
-
-            def reduce(x: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
-                if x is None:
-                    raise ValueError(f"site {self.name!r}: no input to take the derivative of")
-                return torch.mv(df(x.detach()).reshape(n, C).t(), ones).float()
-        else:
-            return None
-        return (y.shape, reduce, n)
+        return (y.shape, y.dtype, y.device), torch.ones(n, dtype=y.dtype, device=y.device), n
 
 

@@ -144,12 +144,11 @@ class StatsWindow:
         self.window = window
         self.layout: list[tuple[Site, int]] = []  # (site, units) in forward order
         self.ring: deque[_StepEntry] = deque(maxlen=window)
-        self.last_W: np.ndarray | None = None  # (U,) window sum, for revive_dead
-        self.last_N: list[float] = []
+        self.last_W: np.ndarray | None = None  # (U,) running window sum of D, for revive_dead
+        self.last_N: list[float] = []  # (S,) window samples per unit, as numbers
         self._starts = np.zeros(0, dtype=np.int64)  # (S,) first unit of each site
         self._seg = np.zeros(0, dtype=np.int64)  # (U,) site of each unit
         self._thr = np.zeros(0)  # (U,) closed-valve threshold per unit
-        self._W = np.zeros(0)  # (U,) running window sum of D
         self._nW = np.zeros(0)  # (S,) running window sum of samples per unit
         self._since_exact = 0
 
@@ -261,7 +260,6 @@ class StatsWindow:
         gsq_l = np.where(have, gsq, math.nan).tolist()
         n_l, numel_l = n.tolist(), numel.tolist()
         W, nW = self._slide(_StepEntry(step, flat, n_l, gsq_l, numel_l), n)  # (U,), (S,)
-        self.last_W = W
         self.last_N = nW.tolist()
         rows = np.empty((4, flat.size))
         rows[0], rows[1] = flat, W
@@ -283,23 +281,23 @@ class StatsWindow:
         )
 
     def _slide(self, entry: _StepEntry, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Append a step to the window; the window sums W (U,) and nW (S,) kept as running sums
-        (add the new step, subtract the one that drops out), recomputed exactly every
-        ``window`` steps so rounding cannot build up."""
+        """Append a step to the window; the window sums ``last_W`` (U,) and nW (S,) kept as
+        running sums (add the new step, subtract the one that drops out), recomputed exactly
+        every ``window`` steps so rounding cannot build up."""
         dropped = self.ring[0] if len(self.ring) == self.window else None
         self.ring.append(entry)
         self._since_exact += 1
-        if dropped is None and len(self.ring) == 1 or self._since_exact >= self.window:
-            self._W = np.add.reduce([e.flat for e in self.ring])
+        if self.last_W is None or len(self.ring) == 1 or self._since_exact >= self.window:
+            self.last_W = np.add.reduce([e.flat for e in self.ring])
             self._nW = np.add.reduce([np.asarray(e.n) for e in self.ring])
             self._since_exact = 0
         else:
-            self._W = self._W + entry.flat
+            self.last_W = self.last_W + entry.flat
             self._nW = self._nW + n
             if dropped is not None:
-                self._W -= dropped.flat
+                self.last_W -= dropped.flat
                 self._nW -= np.asarray(dropped.n)
-        return self._W, self._nW
+        return self.last_W, self._nW
 
     def dead_units(self) -> dict[Site, torch.Tensor]:
         """Per site, the indices of the units dead over the current window."""
