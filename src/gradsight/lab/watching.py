@@ -282,8 +282,7 @@ class EnsembleWatch:
 
     def summaries(self) -> list[WatchSummary]:
         """Close every monitor and summarise each member's report."""
-        for k in range(len(self.monitors)):
-            self.stop(k)
+        self.close()
         return [summarize(m.report()) for m in self.monitors]
 
     def close(self) -> None:
