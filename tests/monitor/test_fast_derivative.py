@@ -87,6 +87,7 @@ def test_running_window_sums_equal_the_exact_sums():
     model = mlp(nn.GELU, depth=2, width=16)
     with gs.watch(model, every=1, window=3) as mon:
         train(model, mon, steps=11)
+        mon.report()  # closes the logged steps still waiting for the host
         w = mon._window
         exact = sum(e.flat for e in w.ring)
         assert len(w.ring) == 3

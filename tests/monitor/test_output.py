@@ -47,7 +47,10 @@ def test_nan_values_are_json_safe():
     assert '"nan"' in text
 
 
-def test_jsonl_streams_one_line_per_logged_step(tmp_path):
+def test_jsonl_streams_one_line_per_logged_step(tmp_path, monkeypatch):
+    from gradsight.monitor import monitor
+
+    monkeypatch.setattr(monitor, "FLUSH_SECONDS", 0.0)  # a slow step: each closed at once
     path = tmp_path / "run" / "watch.jsonl"
     model = mlp(depth=2)
     with gs.watch(model, every=2, jsonl=path) as mon:

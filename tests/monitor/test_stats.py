@@ -134,3 +134,63 @@ def test_gradient_accumulation_sums_microbatches():
         mon.step()
     ls = mon.report().layers[0]
     assert ls.samples == 12
+
+
+def _watched_run(monkeypatch, flush_steps: int, tmp_path, tag: str) -> tuple[dict, list[str]]:
+    from gradsight.monitor import monitor
+
+    monkeypatch.setattr(monitor, "FLUSH_STEPS", flush_steps)
+    torch.manual_seed(0)
+    model = mlp(nn.Tanh, depth=3, width=16)
+    with torch.no_grad():
+        model[2].bias[:4] = 30.0  # saturated units, so the window has something to say
+    path = tmp_path / f"{tag}.jsonl"
+    with gs.watch(model, every=2, window=3, jsonl=path) as mon:
+        train(model, mon, steps=25)
+    return mon.report().to_dict(), path.read_text().splitlines()
+
+
+def test_closing_logged_steps_together_changes_no_number(monkeypatch, tmp_path):
+    one, lines_one = _watched_run(monkeypatch, 1, tmp_path, "one")
+    batched, lines_batched = _watched_run(monkeypatch, 5, tmp_path, "batched")
+    assert len(lines_one) == 13  # steps 0, 2, ..., 24
+    assert lines_batched == lines_one
+    assert batched == one
+    assert one["layers"][1]["saturated_fraction"] == 0.25
+
+
+def test_waiting_steps_reach_the_sinks_after_flush_seconds(monkeypatch, tmp_path):
+    from gradsight.monitor import monitor
+
+    monkeypatch.setattr(monitor, "FLUSH_STEPS", 1000)
+    model = mlp(depth=1, width=8)
+    path = tmp_path / "live.jsonl"
+
+    def lines() -> list[str]:
+        return path.read_text().splitlines() if path.exists() else []
+
+    with gs.watch(model, every=1, jsonl=path) as mon:
+        train(model, mon, steps=3)
+        assert lines() == []  # waiting for the host
+        monkeypatch.setattr(monitor, "FLUSH_SECONDS", 0.0)
+        train(model, mon, steps=1)
+        assert len(lines()) == 4  # the waiting steps and this one
+        assert [r.step for r in mon.history] == [0, 1, 2, 3]
+
+
+def test_a_step_closed_late_does_not_know_of_a_later_nan(monkeypatch, tmp_path):
+    import json
+
+    from gradsight.monitor import monitor
+
+    monkeypatch.setattr(monitor, "FLUSH_STEPS", 1000)
+    monkeypatch.setattr(monitor, "FLUSH_SECONDS", 1e9)
+    model = mlp(depth=2, width=8)
+    path = tmp_path / "nan.jsonl"
+    with gs.watch(model, every=1, jsonl=path) as mon:
+        train(model, mon, steps=3)
+        with torch.no_grad():
+            model[2].weight[0, 0] = math.nan
+        train(model, mon, steps=2)
+    kinds = [[f["kind"] for f in json.loads(line)["findings"]] for line in path.read_text().splitlines()]
+    assert ["non_finite" in k for k in kinds] == [False, False, False, True, True]

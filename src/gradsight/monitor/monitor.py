@@ -13,9 +13,14 @@ every step    root pre/post hooks: keep references to the inputs (and the CPU RN
 logged step   (step % every == 0) site hooks are armed: per site one derivative kernel and ONE
               reduction in the forward (per-unit sum of f'(z), a matrix-vector product) and
               one norm in the backward; the functional-activation mode is pushed inside the
-              owner modules only; one copy to the host in ``mon.step()``. At least PARAM_EVERY
-              (50) steps apart also: one ``_foreach_norm`` over parameter gradients and weights,
-              and the update ratio across the optimizer step.
+              owner modules only. At least PARAM_EVERY (50) steps apart also: one
+              ``_foreach_norm`` over parameter gradients and weights, and the update ratio
+              across the optimizer step.
+host          logged steps are closed on the host together, FLUSH_STEPS (32) at a time or
+              FLUSH_SECONDS apart (each step under torch.distributed), and whenever the report,
+              the history or revive_dead is asked for: one copy to the host, then the window
+              arithmetic in numpy. Closing them one by one cost ~5% of a step at every=1 -- the
+              Python runs cold right after the model's kernels.
 first NaN     the step is snapshotted and replayed later with every op checked (nonfinite.py).
 """
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -58,6 +64,8 @@ from gradsight.monitor.sites import (
 from gradsight.monitor.stats import Observation, StatsWindow
 
 PARAM_EVERY = 50  # steps between two parameter measurements, at least
+FLUSH_STEPS = 32  # logged steps closed on the host together (one copy, warm Python)
+FLUSH_SECONDS = 1.0  # ... or sooner, so sinks and the console stay live
 MAX_HISTORY = 4096  # logged steps kept in memory; older ones are thinned (sinks keep all)
 _LINEAR_LIKE_OPS = frozenset({"linear", "matmul", "bmm", "addmm", "layer_norm", "embedding", "mm"})
 # op names (substrings) that draw random numbers: a forward with any of them is replayed from
@@ -138,6 +146,10 @@ class Monitor:
         # step state
         self._logged = True
         self._obs: list[Observation] = []
+        # logged steps done on the device, not yet on the host: (step, observations, params)
+        self._ready: list[tuple[int, list[Observation], list[ParamStats]]] = []
+        self._ready_since = 0.0
+        self._ready_sites = 0
         self._inputs: tuple[Any, Any] | None = None
         self._rng: torch.Tensor | None = None
         self._out_grads: list[torch.Tensor | None] = []
@@ -147,7 +159,7 @@ class Monitor:
         # results
         self._window = StatsWindow(window)
         self._params = ParamTracker(self.root)
-        self.history: list[StepRecord] = []
+        self._history: list[StepRecord] = []
         self._summary: Any = None
         self._param_stats: list[ParamStats] = []
         self._findings: list[Finding] = []
@@ -192,8 +204,7 @@ class Monitor:
             return
         try:
             self._process_pending()
-            if self._obs:
-                self._finalize_logged()
+            self._flush(partial=True)
         except Exception as exc:  # noqa: BLE001 - closing must always remove the hooks
             self.log.record("close", exc)
         finally:
@@ -222,7 +233,7 @@ class Monitor:
         try:
             self._process_pending()
             if self._logged:
-                self._finalize_logged()
+                self._close_logged()
         except Exception as exc:  # noqa: BLE001 - never crash the loop
             self.log.record("step", exc)
         self.step_index += 1
@@ -239,8 +250,7 @@ class Monitor:
         """A snapshot of everything measured so far (callable during or after watching)."""
         try:
             self._process_pending()
-            if self._obs:
-                self._finalize_logged()
+            self._flush(partial=True)
         except Exception as exc:  # noqa: BLE001
             self.log.record("report", exc)
         ctx = self._context()
@@ -249,7 +259,7 @@ class Monitor:
             layers=list(ctx.layers),
             findings=findings,
             params=list(self._param_stats),
-            history=list(self.history),
+            history=list(self._history),
             errors=list(self.log.errors),
             meta={
                 "model": type(self.root).__name__,
@@ -266,7 +276,17 @@ class Monitor:
         training). Returns ``{site: [unit indices]}`` of what was revived."""
         from gradsight.monitor.revive import revive
 
+        self._flush()
         return revive(self, optimizer)
+
+    @property
+    def history(self) -> list[StepRecord]:
+        """One record per logged step so far (the oldest thinned beyond MAX_HISTORY)."""
+        try:
+            self._flush()
+        except Exception as exc:  # noqa: BLE001
+            self.log.record("history", exc)
+        return self._history
 
     @property
     def site_names(self) -> list[str]:
@@ -820,24 +840,54 @@ class Monitor:
         except Exception:  # noqa: BLE001
             return False
 
-    def _finalize_logged(self) -> None:
+    def _close_logged(self) -> None:
+        """The end of a logged step: its observations join the steps waiting for the host,
+        which are closed together every FLUSH_STEPS logged steps or FLUSH_SECONDS (every step
+        under torch.distributed, where every rank must all_reduce at the same step)."""
+        if len(self.sites) != self._ready_sites:
+            self._flush()  # a new site changes the layout: close the steps before it apart
         obs, self._obs = self._obs, []
-        step = self.step_index
-        summary = self._window.finalize(step, obs, self.sites, all_reduce=self._distributed())
-        params = self._params.take(step)
+        if not self._ready:
+            self._ready_since = time.monotonic()
+        self._ready.append((self.step_index, obs, self._params.take(self.step_index)))
+        if (
+            len(self._ready) >= FLUSH_STEPS
+            or time.monotonic() - self._ready_since >= FLUSH_SECONDS
+            or self._distributed()
+        ):
+            self._flush()
+
+    def _flush(self, partial: bool = False) -> None:
+        """Close the waiting logged steps on the host: one copy, then per step the window
+        and a history record (and the sinks' line). ``partial`` also closes the step in
+        progress (its forward seen, ``step()`` not yet called)."""
+        if partial and self._obs:
+            obs, self._obs = self._obs, []
+            self._ready.append((self.step_index, obs, self._params.take(self.step_index)))
+        ready, self._ready = self._ready, []
+        self._ready_sites = len(self.sites)
+        if not ready:
+            return
+        summaries = self._window.finalize_many(
+            [(step, obs) for step, obs, _ in ready], self.sites, all_reduce=self._distributed()
+        )
+        for (step, _, params), summary in zip(ready, summaries, strict=True):
+            self._record(step, params, summary)
+
+    def _record(self, step: int, params: list[ParamStats], summary: Any) -> None:
         if params:
             self._param_stats = params
         if summary is None:
             return
         self._summary = summary
         record = StepRecord(step=step, params=params, summary=summary, incoming=self._incoming())
-        self.history.append(record)
-        if len(self.history) > MAX_HISTORY:  # bounded memory on long runs: thin the older half
-            half = len(self.history) // 2
-            self.history = self.history[:half:2] + self.history[half:]
+        self._history.append(record)
+        if len(self._history) > MAX_HISTORY:  # bounded memory on long runs: thin the older half
+            half = len(self._history) // 2
+            self._history = self._history[:half:2] + self._history[half:]
         if not self.sinks:
             return  # findings are built when a report is asked for
-        self._findings = diagnostics.run(self._context())
+        self._findings = diagnostics.run(self._context(step))
         line = record.to_dict()
         line["findings"] = [f.to_dict() for f in self._findings]
         for sink in list(self.sinks):
@@ -857,13 +907,18 @@ class Monitor:
             return []
         return self._summary.window_stats(self._incoming())
 
-    def _context(self) -> diagnostics.Context:
+    def _context(self, step: int | None = None) -> diagnostics.Context:
+        """What the diagnostics see: now, or as of logged step ``step`` (a step closed later
+        than it ran must not know of what came after it)."""
+        events = self.events
+        if step is not None:
+            events = {k: ev for k, ev in events.items() if ev.step <= step}
         return diagnostics.Context(
-            step=self.step_index,
+            step=self.step_index if step is None else step,
             layers=self._layers,
-            history=self.history,
+            history=self._history,
             params=self._param_stats,
-            events=self.events,
+            events=events,
         )
 
 

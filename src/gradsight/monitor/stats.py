@@ -184,18 +184,30 @@ class StatsWindow:
         return {site: (int(a), int(a) + c) for (site, c), a in zip(self.layout, self._starts, strict=True)}
 
     # ------------------------------------------------------------------------------------
-    def _to_host(self, observations: list[Observation]) -> tuple[np.ndarray, int]:
-        """Every observation's D, then every gradient norm, in one device-to-host copy."""
-        device = observations[0].D.device
-        parts = [ob.D if ob.D.device == device else ob.D.to(device) for ob in observations]
-        norms = [g for ob in observations for g in ob.gnorms]
+    def _to_host(self, steps: list[list[Observation]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Every observation's D and gradient norms, of all the given steps, in one
+        device-to-host copy; per step (its D's concatenated, its norms)."""
+        obs = [ob for step in steps for ob in step]
+        if not obs:
+            return [(np.zeros(0), np.zeros(0)) for _ in steps]
+        device = obs[0].D.device
+        parts = [ob.D if ob.D.device == device else ob.D.to(device) for ob in obs]
+        norms = [g if g.device == device else g.to(device) for ob in obs for g in ob.gnorms]
         if norms:
-            parts.append(torch.stack([g if g.device == device else g.to(device) for g in norms]).float())
+            parts.append(torch.stack(norms).float())
         host = torch.cat(parts).cpu().numpy().astype(np.float64)
-        return host, sum(ob.D.numel() for ob in observations)
+        out, d_pos = [], 0
+        g_pos = sum(ob.D.numel() for ob in obs)
+        for step in steps:
+            n_d = sum(ob.D.numel() for ob in step)
+            n_g = sum(len(ob.gnorms) for ob in step)
+            out.append((host[d_pos : d_pos + n_d], host[g_pos : g_pos + n_g]))
+            d_pos += n_d
+            g_pos += n_g
+        return out
 
     def _group(
-        self, observations: list[Observation], host: np.ndarray, n_d: int
+        self, observations: list[Observation], d: np.ndarray, g: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per layout position: flat D (U,), and per site n, numel, sum ||g||^2, seen-g (S,)."""
         S = len(self.layout)
@@ -207,28 +219,27 @@ class StatsWindow:
             for ob, (site, c) in zip(observations, self.layout, strict=False)
         )
         if in_order:  # the usual step: each site seen once, in forward order
-            flat = host[:n_d]
             n[:] = [ob.n for ob in observations]
             numel[:] = [ob.numel for ob in observations]
             have = np.array([len(ob.gnorms) == 1 for ob in observations])
             gsq = np.zeros(S)
-            gsq[have] = np.square(host[n_d:])
-            return flat, n, numel, gsq, have
+            gsq[have] = np.square(g)
+            return d, n, numel, gsq, have
         index = {site: i for i, (site, _) in enumerate(self.layout)}
         flat = np.zeros(sum(units))
         gsq = np.zeros(S)
         have = np.zeros(S, dtype=bool)
-        pos, gpos = 0, n_d
+        pos, gpos = 0, 0
         for ob in observations:
             c, k = ob.D.numel(), len(ob.gnorms)
             i = index.get(ob.site)
             if i is not None and c == units[i]:
                 a = self._starts[i]
-                flat[a : a + c] += host[pos : pos + c]
+                flat[a : a + c] += d[pos : pos + c]
                 n[i] += ob.n
                 numel[i] += ob.numel
                 if k:
-                    gsq[i] += float(np.square(host[gpos : gpos + k]).sum())
+                    gsq[i] += float(np.square(g[gpos : gpos + k]).sum())
                     have[i] = True
             pos += c
             gpos += k
@@ -241,17 +252,35 @@ class StatsWindow:
         sites: list[Site],
         all_reduce: bool = False,
     ) -> Summary | None:
-        """Close a logged step: a Summary of the step and of the window (LayerStats are built
-        from it on demand). One host copy (and one all_reduce under torch.distributed)."""
-        if not observations and not self.layout:
-            return None
+        """Close one logged step: ``finalize_many`` of one."""
+        return self.finalize_many([(step, observations)], sites, all_reduce)[0]
+
+    def finalize_many(
+        self,
+        steps: list[tuple[int, list[Observation]]],
+        sites: list[Site],
+        all_reduce: bool = False,
+    ) -> list[Summary | None]:
+        """Close logged steps, oldest first: a Summary of each step and of the window ending
+        there (LayerStats are built from it on demand). One host copy for all of them (and one
+        all_reduce per step under torch.distributed)."""
+        if not any(obs for _, obs in steps) and not self.layout:
+            return [None] * len(steps)
         self._ensure_layout(sites)
+        if not self.layout:
+            return [None] * len(steps)
+        hosts = self._to_host([obs for _, obs in steps])
+        return [
+            self._close(step, obs, d, g, all_reduce)
+            for (step, obs), (d, g) in zip(steps, hosts, strict=True)
+        ]
+
+    def _close(
+        self, step: int, observations: list[Observation], d: np.ndarray, g: np.ndarray, all_reduce: bool
+    ) -> Summary:
         S = len(self.layout)
-        if S == 0:
-            return None
         if observations:
-            host, n_d = self._to_host(observations)
-            flat, n, numel, gsq, have = self._group(observations, host, n_d)
+            flat, n, numel, gsq, have = self._group(observations, d, g)
         else:  # a rank that saw nothing this step still takes part in the all_reduce
             flat, n, numel, gsq, have = (np.zeros(int(self._seg.size)), *(np.zeros(S) for _ in range(3)), np.zeros(S, bool))
         if all_reduce:
