@@ -146,6 +146,7 @@ class Monitor:
         # step state
         self._logged = True
         self._obs: list[Observation] = []
+        self._lazy: list[Observation] = []  # observed, derivative sums not yet taken
         # logged steps done on the device, not yet on the host: (step, observations, params)
         self._ready: list[tuple[int, list[Observation], list[ParamStats]]] = []
         self._ready_since = 0.0
@@ -155,6 +156,7 @@ class Monitor:
         self._out_grads: list[torch.Tensor | None] = []
         self._bwd_queued = False
         self._fwd_bad_step = -1
+        self._dist: bool | None = None  # see _distributed()
 
         # results
         self._window = StatsWindow(window)
@@ -337,21 +339,49 @@ class Monitor:
         try:
             if site.units is None:
                 self._layout(site, y)
-            if pre is None:
+            if pre is not None:
+                D, n = pre
+            elif site.eager:
                 D, n = site.unit_sums(x, y)  # (C,)
             else:
-                D, n = pre
+                D, n = None, 0  # settled at the end of the forward
             if self._discovering:
                 if site not in self._disc_order:
                     self._disc_order.append(site)
                 self._link_incoming(site, x if x is not None else y)
-            site.units = D.shape[0]
-            ob = Observation(site, D, n, numel=y.numel())
+            site.units = site.unit_count(y.shape)
+            ob = Observation(site, D, n, numel=y.numel(), n_units=site.units)
+            if D is None:
+                read = site.reads(x, y)
+                ob.src = (x, y, read._version if read is not None else 0)
+                self._lazy.append(ob)
             self._obs.append(ob)
             if y.requires_grad:
                 y.register_hook(functools.partial(self._on_site_grad, ob))
         finally:
             self._busy -= 1
+
+    def _settle(self) -> None:
+        """Per-unit derivative sums of the observations made since the last call, in one warm
+        loop: done here, at the end of the forward, instead of in each site's hook, where every
+        torch call pays the cold-path cost of running right after the model's kernels. The
+        tensors read are alive until the backward anyway; one changed in place since its site
+        ran (its version moved) is not measured this step, and the site is measured in its
+        hook from then on."""
+        lazy, self._lazy = self._lazy, []
+        with self._internal():
+            for ob in lazy:
+                x, y, version = ob.src
+                ob.src = None
+                read = ob.site.reads(x, y)
+                try:
+                    if read is None or read._version == version:
+                        ob.D, ob.n = ob.site.unit_sums(x, y)
+                        continue
+                except Exception as exc:  # noqa: BLE001
+                    self.log.record(f"site {ob.site.name}", exc)
+                ob.site.eager = True
+                self._obs = [o for o in self._obs if o is not ob]
 
     def _layout(self, site: Site, t: torch.Tensor) -> None:
         """Decide once, at the site's first sight, whether its units are channels."""
@@ -400,6 +430,8 @@ class Monitor:
         self._root_depth = max(self._root_depth - 1, 0)
         if self._root_depth > 0:
             return
+        if self._lazy:
+            self._settle()
         if self._discovering:
             self._end_discovery()
         if output is None:
@@ -832,13 +864,18 @@ class Monitor:
 
     # =====================================================================================
     # closing a logged step
-    def _distributed(self) -> bool:
-        try:
-            import torch.distributed as dist
+    def _distributed(self, refresh: bool = False) -> bool:
+        """Whether a process group of more than one rank exists. Asked on every logged step,
+        so the answer is kept and asked again only when logged steps are closed (the question
+        costs ~20 us in the cold middle of a step, 0.4 us in a warm loop)."""
+        if self._dist is None or refresh:
+            try:
+                import torch.distributed as dist
 
-            return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        except Exception:  # noqa: BLE001
-            return False
+                self._dist = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+            except Exception:  # noqa: BLE001
+                self._dist = False
+        return self._dist
 
     def _close_logged(self) -> None:
         """The end of a logged step: its observations join the steps waiting for the host,
@@ -846,6 +883,8 @@ class Monitor:
         under torch.distributed, where every rank must all_reduce at the same step)."""
         if len(self.sites) != self._ready_sites:
             self._flush()  # a new site changes the layout: close the steps before it apart
+        if self._lazy:
+            self._settle()
         obs, self._obs = self._obs, []
         if not self._ready:
             self._ready_since = time.monotonic()
@@ -861,6 +900,8 @@ class Monitor:
         """Close the waiting logged steps on the host: one copy, then per step the window
         and a history record (and the sinks' line). ``partial`` also closes the step in
         progress (its forward seen, ``step()`` not yet called)."""
+        if self._lazy:
+            self._settle()
         if partial and self._obs:
             obs, self._obs = self._obs, []
             self._ready.append((self.step_index, obs, self._params.take(self.step_index)))
@@ -869,7 +910,7 @@ class Monitor:
         if not ready:
             return
         summaries = self._window.finalize_many(
-            [(step, obs) for step, obs, _ in ready], self.sites, all_reduce=self._distributed()
+            [(step, obs) for step, obs, _ in ready], self.sites, all_reduce=self._distributed(refresh=True)
         )
         for (step, _, params), summary in zip(ready, summaries, strict=True):
             self._record(step, params, summary)

@@ -38,10 +38,12 @@ class Observation:
     """One forward call of one site, filled in by the forward and the backward hooks."""
 
     site: Site
-    D: torch.Tensor  # (C,) float32 per-unit sum of f'(z)
+    D: torch.Tensor | None  # (C,) float32 per-unit sum of f'(z); None until settled
     n: int  # samples per unit
     gnorms: list[torch.Tensor] = field(default_factory=list)  # () each, from backward hooks
     numel: int = 0  # elements of the site output
+    src: tuple[Any, Any, int] | None = None  # (x, y, version of the tensor read) until settled
+    n_units: int = 0  # C, the length of D
 
 
 @dataclass
@@ -144,13 +146,12 @@ class StatsWindow:
         self.window = window
         self.layout: list[tuple[Site, int]] = []  # (site, units) in forward order
         self.ring: deque[_StepEntry] = deque(maxlen=window)
-        self.last_W: np.ndarray | None = None  # (U,) running window sum of D, for revive_dead
+        self.last_W: np.ndarray | None = None  # (U,) window sum of D at the last step, for revive_dead
         self.last_N: list[float] = []  # (S,) window samples per unit, as numbers
         self._starts = np.zeros(0, dtype=np.int64)  # (S,) first unit of each site
         self._seg = np.zeros(0, dtype=np.int64)  # (U,) site of each unit
         self._thr = np.zeros(0)  # (U,) closed-valve threshold per unit
-        self._nW = np.zeros(0)  # (S,) running window sum of samples per unit
-        self._since_exact = 0
+        self._units = np.zeros(0, dtype=np.int64)  # (S,) units of each site
 
     # ------------------------------------------------------------------------------------
     def _ensure_layout(self, sites: list[Site]) -> None:
@@ -168,7 +169,7 @@ class StatsWindow:
         if not changed:
             return
         self.layout.sort(key=lambda su: su[0].index)
-        units = np.array([c for _, c in self.layout], dtype=np.int64)
+        units = self._units = np.array([c for _, c in self.layout], dtype=np.int64)
         self._starts = np.concatenate([[0], np.cumsum(units)[:-1]]).astype(np.int64)
         self._seg = np.repeat(np.arange(len(self.layout)), units)
         bounds = np.array([CLOSED_VALVE * s.bound if math.isfinite(s.bound) else 0.0 for s, _ in self.layout])
@@ -178,7 +179,6 @@ class StatsWindow:
     def reset(self) -> None:
         self.ring.clear()
         self.last_W = None
-        self._since_exact = 0
 
     def offsets(self) -> dict[Site, tuple[int, int]]:
         return {site: (int(a), int(a) + c) for (site, c), a in zip(self.layout, self._starts, strict=True)}
@@ -190,60 +190,61 @@ class StatsWindow:
         obs = [ob for step in steps for ob in step]
         if not obs:
             return [(np.zeros(0), np.zeros(0)) for _ in steps]
-        device = obs[0].D.device
-        parts = [ob.D if ob.D.device == device else ob.D.to(device) for ob in obs]
-        norms = [g if g.device == device else g.to(device) for ob in obs for g in ob.gnorms]
+        parts = [ob.D for ob in obs]
+        norms = [g for ob in obs for g in ob.gnorms]
         if norms:
             parts.append(torch.stack(norms).float())
-        host = torch.cat(parts).cpu().numpy().astype(np.float64)
+        try:
+            host = torch.cat(parts)
+        except RuntimeError:  # tensors on several devices (a model split across GPUs)
+            device = parts[0].device
+            host = torch.cat([t.to(device) for t in parts])
+        host = host.cpu().numpy().astype(np.float64)
         out, d_pos = [], 0
-        g_pos = sum(ob.D.numel() for ob in obs)
+        g_pos = sum(ob.n_units for ob in obs)
         for step in steps:
-            n_d = sum(ob.D.numel() for ob in step)
+            n_d = sum(ob.n_units for ob in step)
             n_g = sum(len(ob.gnorms) for ob in step)
             out.append((host[d_pos : d_pos + n_d], host[g_pos : g_pos + n_g]))
             d_pos += n_d
             g_pos += n_g
         return out
 
-    def _group(
-        self, observations: list[Observation], d: np.ndarray, g: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per layout position: flat D (U,), and per site n, numel, sum ||g||^2, seen-g (S,)."""
+    def _group(self, observations: list[Observation], d: np.ndarray, g: np.ndarray) -> _StepEntry:
+        """One step's observations laid out by site: flat D (U,), per site n, numel,
+        sum ||g||^2 (nan where no gradient was seen)."""
         S = len(self.layout)
-        units = [c for _, c in self.layout]
-        n = np.array([0.0] * S)
-        numel = np.array([0.0] * S)
         in_order = len(observations) == S and all(
-            ob.site is site and ob.D.numel() == c and len(ob.gnorms) <= 1
+            ob.site is site and ob.n_units == c and len(ob.gnorms) <= 1
             for ob, (site, c) in zip(observations, self.layout, strict=False)
         )
         if in_order:  # the usual step: each site seen once, in forward order
-            n[:] = [ob.n for ob in observations]
-            numel[:] = [ob.numel for ob in observations]
-            have = np.array([len(ob.gnorms) == 1 for ob in observations])
+            n = [float(ob.n) for ob in observations]
+            numel = [float(ob.numel) for ob in observations]
+            have = np.array([len(ob.gnorms) == 1 for ob in observations], dtype=bool)
             gsq = np.zeros(S)
             gsq[have] = np.square(g)
-            return d, n, numel, gsq, have
+            return _StepEntry(0, d, n, np.where(have, gsq, math.nan).tolist(), numel)
+        units = [c for _, c in self.layout]
         index = {site: i for i, (site, _) in enumerate(self.layout)}
         flat = np.zeros(sum(units))
-        gsq = np.zeros(S)
+        n_a, numel_a, gsq = np.zeros(S), np.zeros(S), np.zeros(S)
         have = np.zeros(S, dtype=bool)
         pos, gpos = 0, 0
         for ob in observations:
-            c, k = ob.D.numel(), len(ob.gnorms)
+            c, k = ob.n_units, len(ob.gnorms)
             i = index.get(ob.site)
             if i is not None and c == units[i]:
                 a = self._starts[i]
                 flat[a : a + c] += d[pos : pos + c]
-                n[i] += ob.n
-                numel[i] += ob.numel
+                n_a[i] += ob.n
+                numel_a[i] += ob.numel
                 if k:
                     gsq[i] += float(np.square(g[gpos : gpos + k]).sum())
                     have[i] = True
             pos += c
             gpos += k
-        return flat, n, numel, gsq, have
+        return _StepEntry(0, flat, n_a.tolist(), np.where(have, gsq, math.nan).tolist(), numel_a.tolist())
 
     def finalize(
         self,
@@ -263,70 +264,75 @@ class StatsWindow:
     ) -> list[Summary | None]:
         """Close logged steps, oldest first: a Summary of each step and of the window ending
         there (LayerStats are built from it on demand). One host copy for all of them (and one
-        all_reduce per step under torch.distributed)."""
-        if not any(obs for _, obs in steps) and not self.layout:
+        all_reduce per step under torch.distributed); the window arithmetic for all of them
+        at once, in numpy."""
+        if not steps or (not any(obs for _, obs in steps) and not self.layout):
             return [None] * len(steps)
         self._ensure_layout(sites)
         if not self.layout:
             return [None] * len(steps)
-        hosts = self._to_host([obs for _, obs in steps])
-        return [
-            self._close(step, obs, d, g, all_reduce)
-            for (step, obs), (d, g) in zip(steps, hosts, strict=True)
-        ]
+        S, U = len(self.layout), int(self._seg.size)
+        entries = []
+        for (step, obs), (d, g) in zip(steps, self._to_host([obs for _, obs in steps]), strict=True):
+            if obs:
+                entry = self._group(obs, d, g)
+            else:  # a rank that saw nothing this step still takes part in the all_reduce
+                entry = _StepEntry(0, np.zeros(U), [0.0] * S, [math.nan] * S, [0.0] * S)
+            entry.step = step
+            if all_reduce:
+                gsq = np.asarray(entry.gsq)
+                have = ~np.isnan(gsq)
+                flat, n, numel, gsq = _all_reduce(entry.flat, np.asarray(entry.n), np.asarray(entry.numel), np.where(have, gsq, 0.0))
+                gsq = np.where(have | (gsq > 0), gsq, math.nan)
+                entry = _StepEntry(step, flat, n.tolist(), gsq.tolist(), numel.tolist())
+            entries.append(entry)
+        return self._close(entries)
 
-    def _close(
-        self, step: int, observations: list[Observation], d: np.ndarray, g: np.ndarray, all_reduce: bool
-    ) -> Summary:
-        S = len(self.layout)
-        if observations:
-            flat, n, numel, gsq, have = self._group(observations, d, g)
-        else:  # a rank that saw nothing this step still takes part in the all_reduce
-            flat, n, numel, gsq, have = (np.zeros(int(self._seg.size)), *(np.zeros(S) for _ in range(3)), np.zeros(S, bool))
-        if all_reduce:
-            flat, n, numel, gsq = _all_reduce(flat, n, numel, gsq)
-            have = have | (gsq > 0)
-        gsq_l = np.where(have, gsq, math.nan).tolist()
-        n_l, numel_l = n.tolist(), numel.tolist()
-        W, nW = self._slide(_StepEntry(step, flat, n_l, gsq_l, numel_l), n)  # (U,), (S,)
-        self.last_N = nW.tolist()
-        rows = np.empty((4, flat.size))
-        rows[0], rows[1] = flat, W
-        np.equal(W, 0, out=rows[2])
-        np.less(W, self._thr * nW[self._seg], out=rows[3])
-        step_sum, win_sum, dead, closed = np.add.reduceat(rows, self._starts, axis=1).tolist()
-        return Summary(
-            step=step,
-            layout=list(self.layout),
-            n=n_l,
-            numel=numel_l,
-            gsq=gsq_l,
-            step_sum=step_sum,
-            win_sum=win_sum,
-            dead=dead,
-            closed=closed,
-            nW=self.last_N,
-            ring=[(e.step, e.n, e.gsq, e.numel) for e in self.ring],
-        )
-
-    def _slide(self, entry: _StepEntry, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Append a step to the window; the window sums ``last_W`` (U,) and nW (S,) kept as
-        running sums (add the new step, subtract the one that drops out), recomputed exactly
-        every ``window`` steps so rounding cannot build up."""
-        dropped = self.ring[0] if len(self.ring) == self.window else None
-        self.ring.append(entry)
-        self._since_exact += 1
-        if self.last_W is None or len(self.ring) == 1 or self._since_exact >= self.window:
-            self.last_W = np.add.reduce([e.flat for e in self.ring])
-            self._nW = np.add.reduce([np.asarray(e.n) for e in self.ring])
-            self._since_exact = 0
-        else:
-            self.last_W = self.last_W + entry.flat
-            self._nW = self._nW + n
-            if dropped is not None:
-                self.last_W -= dropped.flat
-                self._nW -= np.asarray(dropped.n)
-        return self.last_W, self._nW
+    def _close(self, entries: list[_StepEntry]) -> list[Summary | None]:
+        """The window sums of each new step -- W[u] = sum of D[u] over the last ``window``
+        observed steps, summed directly (oldest first, so a unit is dead exactly when each of
+        its D's was 0) -- and the per-site counts from them, for K steps in a few numpy calls."""
+        w, K = self.window, len(entries)
+        before = list(self.ring)[-(w - 1) :] if w > 1 else []
+        pad = (w - 1) - len(before)
+        U, S = int(self._seg.size), len(self.layout)
+        D = np.zeros((pad + len(before) + K, U))
+        N = np.zeros((pad + len(before) + K, S))
+        for i, e in enumerate([*before, *entries]):
+            D[pad + i], N[pad + i] = e.flat, e.n
+        W, nW = D[0:K].copy(), N[0:K].copy()  # (K, U), (K, S): row k sums rows k .. k+w-1
+        for j in range(1, w):
+            W += D[j : j + K]
+            nW += N[j : j + K]
+        limit = np.repeat(nW, self._units, axis=1)  # (K, U): samples in the window
+        limit *= self._thr
+        starts = self._starts
+        step_sum = np.add.reduceat(D[-K:], starts, axis=1).tolist()  # (K, S) each
+        win_sum = np.add.reduceat(W, starts, axis=1).tolist()
+        dead = np.add.reduceat(W == 0, starts, axis=1, dtype=np.int64).tolist()
+        closed = np.add.reduceat(W < limit, starts, axis=1, dtype=np.int64).tolist()
+        nW_l = nW.tolist()
+        layout = list(self.layout)
+        out: list[Summary | None] = []
+        for k, e in enumerate(entries):
+            self.ring.append(e)
+            out.append(
+                Summary(
+                    step=e.step,
+                    layout=layout,
+                    n=e.n,
+                    numel=e.numel,
+                    gsq=e.gsq,
+                    step_sum=step_sum[k],
+                    win_sum=win_sum[k],
+                    dead=dead[k],
+                    closed=closed[k],
+                    nW=nW_l[k],
+                    ring=[(r.step, r.n, r.gsq, r.numel) for r in self.ring],
+                )
+            )
+        self.last_W, self.last_N = W[-1].copy(), nW_l[-1]
+        return out
 
     def dead_units(self) -> dict[Site, torch.Tensor]:
         """Per site, the indices of the units dead over the current window."""
