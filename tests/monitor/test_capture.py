@@ -106,6 +106,39 @@ def test_inplace_functional_relu():
     assert 0.2 < rep.layers[0].mean_derivative < 0.8
 
 
+def test_an_output_changed_in_place_after_the_activation_is_measured_as_it_was():
+    """Sites are measured at the end of the forward; an ELU output scaled in place before that
+    (legal: ELU's backward reads its input) must not be read changed."""
+
+    class M(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 4)
+
+        def forward(self, x):
+            h = F.elu(self.a(x))
+            h.mul_(-3.0)  # elu'(z) read from this would be wrong (and negative)
+            return self.b(h)
+
+    torch.manual_seed(0)
+    model = M()
+    expected = []
+    with gs.watch(model, every=1) as mon:
+        g = torch.Generator().manual_seed(0)
+        for _ in range(3):
+            x = torch.randn(32, 16, generator=g)
+            with torch.no_grad():
+                z = model.a(x)
+                expected.append(torch.where(z > 0, 1.0, torch.exp(z)).mean().item())
+            model(x).sum().backward()
+            mon.step()
+    rep = mon.report()
+    assert not rep.errors
+    layer = rep.layer("elu#0")
+    assert layer.steps == 2  # the first step was read too late; later ones in the hook
+    assert layer.mean_derivative == pytest.approx(sum(expected[1:]) / 2, rel=1e-6)
+
+
 def test_hooks_and_mode_removed_on_exit():
     model = Stack()
     before = _hooks(model)

@@ -167,6 +167,12 @@ class Site:
         bound = float(base.derivative_bound)
         self.bound = bound if bound < float("inf") else float("nan")
         self.saturates = bool(base.saturates)
+        self.eager = False  # measure in the site's hook, not at the end of the forward
+
+    def reads(self, x: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor | None:
+        """The tensor :meth:`derivative` reads: the output where f' is a function of it,
+        else the input."""
+        return y if self.out_deriv is not None else x
 
     @property
     def activation_name(self) -> str:
