@@ -210,3 +210,55 @@ def test_a_backward_nan_is_found_through_the_entry_bias_or_weight_gradient(bias)
         assert mon._entry_params == [fc.bias if bias else fc.weight] and not mon._hooked_entries
     (f,) = [f for f in mon.report().findings if f.kind == "non_finite"]
     assert f.evidence["phase"] == "backward" and f.evidence["module"] == "blocks.2"
+
+
+def _forward_findings(mon) -> list:
+    return [f for f in mon.report().findings if f.kind == "non_finite" and f.evidence["phase"] == "forward"]
+
+
+def test_a_nan_in_an_output_the_loss_does_not_use_is_still_a_forward_nan():
+    """Outputs are checked at the end of the backward; here every gradient is finite."""
+
+    class TwoHeads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body, self.head = nn.Linear(8, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = self.body(x)
+            return self.head(h), torch.log(h - 100.0)  # an auxiliary output, all NaN
+
+    model = TwoHeads()
+    with gs.watch(model) as mon:
+        logits, _ = model(torch.randn(6, 8))
+        logits.sum().backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+        mon.step()
+    (f,) = _forward_findings(mon)
+    assert (f.evidence["op"], f.evidence["step"]) == ("log", 0)
+    assert not [f for f in mon.report().findings if f.kind == "non_finite" and f.evidence["phase"] != "forward"]
+
+
+def test_a_forward_with_gradients_and_no_backward_is_checked_at_step():
+    model = Net(None, 0)
+    with gs.watch(model) as mon:
+        _train(model, mon, steps=2)
+        model.blocks[1].fault = "forward"
+        model(torch.randn(6, 8))  # an evaluation that forgot no_grad
+        assert not mon.events
+        mon.step()
+    (f,) = _forward_findings(mon)
+    assert (f.evidence["module"], f.evidence["step"]) == ("blocks.1", 2)
+
+
+def test_a_large_output_is_checked_at_the_end_of_the_forward(monkeypatch):
+    from gradsight.monitor import monitor
+
+    monkeypatch.setattr(monitor, "HOLD_OUTPUTS", 0)
+    model = Net("forward", 2)
+    with gs.watch(model) as mon:
+        model(torch.randn(6, 8))
+        assert mon.events["forward"].step == 0  # before any backward
+        mon.step()
+    (f,) = _forward_findings(mon)
+    assert f.evidence["module"] == "blocks.2"

@@ -6,10 +6,12 @@ the first torch call after the model's own kernels costs 15-40 us on a CPU (cold
 so the cost is counted in interruptions of the step more than in arithmetic:
 
 every step    root pre/post hooks: keep references to the inputs (and the CPU RNG state when
-              the forward has random ops), one sum over the model outputs (non-finite check);
-              one gradient hook on the outputs (it queues the end-of-backward callback), where
-              the entry layers' bias (or small weight) gradient is summed: the backward
-              non-finite check. No activation site is touched.
+              the forward has random ops) and to the outputs; a pre-hook on the outputs'
+              autograd node queues the end-of-backward callback, where the entry layers' bias
+              (or small weight) gradient and the outputs are summed: the non-finite checks of
+              both passes in one place (one host sync on a GPU). Outputs over HOLD_OUTPUTS
+              elements, and those of a forward that gets no backward, are summed at once.
+              No activation site is touched.
 logged step   (step % every == 0) site hooks are armed: per site one derivative kernel and ONE
               reduction in the forward (per-unit sum of f'(z), a matrix-vector product) and
               one norm in the backward; the functional-activation mode is pushed inside the
@@ -66,6 +68,7 @@ from gradsight.monitor.stats import Observation, StatsWindow
 PARAM_EVERY = 50  # steps between two parameter measurements, at least
 FLUSH_STEPS = 32  # logged steps closed on the host together (one copy, warm Python)
 FLUSH_SECONDS = 1.0  # ... or sooner, so sinks and the console stay live
+HOLD_OUTPUTS = 1 << 20  # model outputs up to this many elements are checked at the end of the backward
 MAX_HISTORY = 4096  # logged steps kept in memory; older ones are thinned (sinks keep all)
 _LINEAR_LIKE_OPS = frozenset({"linear", "matmul", "bmm", "addmm", "layer_norm", "embedding", "mm"})
 # op names (substrings) that draw random numbers: a forward with any of them is replayed from
@@ -154,6 +157,7 @@ class Monitor:
         self._inputs: tuple[Any, Any] | None = None
         self._rng: torch.Tensor | None = None
         self._out_grads: list[torch.Tensor | None] = []
+        self._held: list[tuple[list[torch.Tensor], Any, Any]] = []  # outputs not yet checked
         self._bwd_queued = False
         self._fwd_bad_step = -1
         self._dist: bool | None = None  # see _distributed()
@@ -205,6 +209,7 @@ class Monitor:
         if self.closed:
             return
         try:
+            self._check_all_held()
             self._process_pending()
             self._flush(partial=True)
         except Exception as exc:  # noqa: BLE001 - closing must always remove the hooks
@@ -218,6 +223,7 @@ class Monitor:
             self._producers.clear()
             self._inputs = None
             self._out_grads = []
+            self._held = []
             self.closed = True
             for sink in self.sinks:
                 try:
@@ -233,6 +239,8 @@ class Monitor:
         if self.closed:
             return
         try:
+            if self._held:  # forwards of this step that got no backward
+                self._check_all_held()
             self._process_pending()
             if self._logged:
                 self._close_logged()
@@ -251,6 +259,7 @@ class Monitor:
     def report(self) -> Report:
         """A snapshot of everything measured so far (callable during or after watching)."""
         try:
+            self._check_all_held()
             self._process_pending()
             self._flush(partial=True)
         except Exception as exc:  # noqa: BLE001
@@ -436,22 +445,54 @@ class Monitor:
             self._end_discovery()
         if output is None:
             return  # the forward raised
-        outs = float_tensors(output)
-        if self.check_nonfinite and outs and not all_finite(outs):
-            self._fwd_bad_step = self.step_index
-            self._forward_nonfinite(args, kwargs)
-        if torch.is_grad_enabled():
+        outs = [output] if type(output) is torch.Tensor else float_tensors(output)
+        backward = torch.is_grad_enabled() and any(t.requires_grad for t in outs)
+        if self.check_nonfinite and outs:
+            if backward and sum(t.numel() for t in outs) <= HOLD_OUTPUTS:
+                # checked at the end of the backward, beside the entry gradients: one
+                # interruption of the step with torch work instead of two
+                self._held.append((outs, self._inputs, self._rng))
+                if len(self._held) > 4:  # forwards without a backward: check as they go
+                    self._check_held(self._held.pop(0))
+            elif not all_finite(outs):
+                self._fwd_bad_step = self.step_index
+                self._forward_nonfinite(self._inputs, self._rng)
+        if backward:
             self._out_grads = [None] * len(outs)
             self._bwd_queued = False
             for i, t in enumerate(outs):
-                if t.requires_grad:
+                if not t.requires_grad:
+                    continue
+                if t.grad_fn is not None:  # a node pre-hook costs less to register than a tensor hook
+                    t.grad_fn.register_prehook(functools.partial(self._on_output_node, i, t.output_nr))
+                else:
                     t.register_hook(functools.partial(self._on_output_grad, i))
+
+    def _check_held(self, held: tuple[list[torch.Tensor], Any, Any]) -> None:
+        outs, inputs, rng = held
+        if not all_finite(outs):
+            self._fwd_bad_step = self.step_index
+            self._forward_nonfinite(inputs, rng)
+
+    def _check_all_held(self) -> None:
+        held, self._held = self._held, []
+        for h in held:
+            self._check_held(h)
+
+    @no_compile
+    @guarded("output gradient hook")
+    def _on_output_node(self, i: int, nr: int, grad_outputs: tuple[torch.Tensor | None, ...]) -> None:
+        g = grad_outputs[nr] if nr < len(grad_outputs) else None
+        if not self._replaying and g is not None:
+            self._got_output_grad(i, g)
 
     @no_compile
     @guarded("output gradient hook")
     def _on_output_grad(self, i: int, g: torch.Tensor) -> None:
-        if self._replaying:
-            return
+        if not self._replaying:
+            self._got_output_grad(i, g)
+
+    def _got_output_grad(self, i: int, g: torch.Tensor) -> None:
         if i < len(self._out_grads):
             self._out_grads[i] = g
         if not self._bwd_queued:
@@ -472,6 +513,8 @@ class Monitor:
             return
         self._bwd_queued = False
         grads, self._out_grads = self._out_grads, []
+        if self._held:
+            self._check_all_held()
         bad = self._entry_bad
         self._entry_bad = False
         if self.check_nonfinite and self._entry_params:
@@ -787,25 +830,33 @@ class Monitor:
 
     # =====================================================================================
     # non-finite values
-    def _snapshot(self, grads: list[torch.Tensor | None] | None = None) -> nonfinite.Snapshot:
-        args, kwargs = self._inputs if self._inputs is not None else ((), {})
+    def _snapshot(
+        self,
+        grads: list[torch.Tensor | None] | None = None,
+        inputs: tuple[Any, Any] | None = None,
+        rng: torch.Tensor | None = None,
+    ) -> nonfinite.Snapshot:
+        if inputs is None:
+            inputs, rng = self._inputs, self._rng
+        args, kwargs = inputs if inputs is not None else ((), {})
         return nonfinite.Snapshot(
             args=nonfinite.clone_tree(args),
             kwargs=nonfinite.clone_tree(kwargs),
             state=nonfinite.snapshot_state(self.root),
-            rng=self._rng,
+            rng=rng,
             grad_outputs=[g.detach().clone() if g is not None else None for g in grads]
             if grads is not None
             else None,
         )
 
-    def _forward_nonfinite(self, args: Any, kwargs: Any) -> None:
+    def _forward_nonfinite(self, inputs: tuple[Any, Any] | None, rng: torch.Tensor | None) -> None:
         ev = self.events.get("forward")
         if ev is not None:
             ev.later_steps += 1
             return
         ev = nonfinite.NonFiniteEvent("forward", self.step_index)
         self.events["forward"] = ev
+        args, kwargs = inputs if inputs is not None else ((), {})
         bad_in = nonfinite.first_nonfinite_input(args, kwargs)
         if bad_in is not None:
             ev.phase, ev.site, ev.module, ev.evidence = "input", "input", "", bad_in
@@ -816,7 +867,7 @@ class Monitor:
             ev.phase, ev.site, ev.module = "parameters", name, name.rpartition(".")[0]
             ev.evidence = {"parameter": name, **ev_counts}
             return
-        self._pending.append(("forward", ev, self._snapshot()))
+        self._pending.append(("forward", ev, self._snapshot(inputs=inputs, rng=rng)))
 
     def _backward_nonfinite(self, grads: list[torch.Tensor | None], bad_loss: bool) -> None:
         if self._fwd_bad_step == self.step_index:
