@@ -239,7 +239,9 @@ class Monitor:
     # the user's calls
     def step(self) -> None:
         """Mark the end of one optimizer step (call after backward, usually after
-        ``opt.step()``). On logged steps this closes the statistics (one host sync)."""
+        ``opt.step()``). On logged steps this closes the site statistics of the step on the
+        device; they reach the host, the history and the sinks with the next batch of logged
+        steps (see the module docstring)."""
         if self.closed:
             return
         try:

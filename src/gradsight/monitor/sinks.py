@@ -22,7 +22,9 @@ class Sink(Protocol):
 
 class JSONLSink:
     """One JSON object per logged step, appended to ``path`` and flushed at once, so a crashed
-    run keeps every line written so far.
+    run keeps every line written so far. The monitor closes logged steps in batches: a line
+    arrives at most about a second after its step, and every line when the monitor closes (also
+    when the training loop raises).
 
     >>> # each line: {"step": 0, "layers": [{"name": "1", "grad_norm": ...}], ...}
     """

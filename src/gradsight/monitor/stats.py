@@ -1,5 +1,5 @@
-"""From per-site observations to LayerStats: on-device sums per step, one host sync per
-logged step, a window of observed steps.
+"""From per-site observations to LayerStats: on-device sums per step, one host copy per
+batch of logged steps, a window of observed steps.
 
 Per observation of a site (one forward call) the capture keeps two device tensors:
 
@@ -137,10 +137,9 @@ class Summary:
 class StatsWindow:
     """Turns each logged step's observations into a Summary; keeps the window.
 
-    The device work of a logged step is one concatenation of the observations' D and gradient
-    norms and one copy to the host; grouping by site and the window arithmetic (a few arrays
-    of one number per unit) run in numpy, where each operation costs a microsecond instead of
-    a kernel launch."""
+    The device work of a batch of logged steps is one concatenation of the observations' D
+    and gradient norms and one copy to the host; grouping by site and the window arithmetic
+    (arrays of one number per unit and step) run in numpy, for the whole batch at once."""
 
     def __init__(self, window: int) -> None:
         self.window = window
