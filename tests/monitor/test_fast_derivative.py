@@ -122,3 +122,24 @@ def test_the_reducer_is_rebuilt_when_the_dtype_changes_at_the_same_shape():
     want, _ = site.per_unit_sum(site.derivative(None, y64))
     assert n == 8 and site._reducer[0][1] == torch.float64
     torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("module", [nn.ReLU(), nn.Sigmoid(), nn.GELU(), nn.Mish()])
+@pytest.mark.parametrize("shape", [(), (7,), (6, 5), (2, 3, 4, 4)])
+def test_derivatives_in_the_shared_scratch_equal_fresh_ones_and_do_not_alias(module, shape):
+    from gradsight.monitor.sites import Site
+
+    g = torch.Generator().manual_seed(1)
+    sites, refs, got = [], [], []
+    for k in range(3):
+        site = Site(index=k, name=str(k), act=from_module(module), kind="module")
+        site.channel_layout = len(shape) >= 3
+        x = torch.randn(shape, generator=g) * 3
+        y = module(x)
+        fresh = site.derivative(x, y)
+        torch.testing.assert_close(site.derivative(x, y, scratch=True), fresh, rtol=0, atol=0)
+        sites.append(site)
+        refs.append(site.per_unit_sum(fresh)[0])
+        got.append(site.unit_sums(x, y)[0])  # each writes the same scratch buffer
+    for want, have in zip(refs, got, strict=True):  # earlier results were not overwritten
+        torch.testing.assert_close(have, want, rtol=1e-6, atol=1e-6)

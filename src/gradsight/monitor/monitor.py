@@ -72,6 +72,9 @@ from gradsight.monitor.stats import Observation, StatsWindow
 PARAM_EVERY = 50  # steps between two parameter measurements, at least
 FLUSH_STEPS = 32  # logged steps closed on the host together (one copy, warm Python)
 FLUSH_SECONDS = 1.0  # ... or sooner, so sinks and the console stay live
+# a site output this large is measured in its hook, while it is still in the cache (reading it
+# again at the end of the forward costs more than the hook's cold start saves)
+EAGER_NUMEL = 1 << 18
 HOLD_OUTPUTS = 1 << 20  # model outputs up to this many elements are checked at the end of the backward
 MAX_HISTORY = 4096  # logged steps kept in memory; older ones are thinned (sinks keep all)
 _LINEAR_LIKE_OPS = frozenset({"linear", "matmul", "bmm", "addmm", "layer_norm", "embedding", "mm"})
@@ -356,7 +359,7 @@ class Monitor:
                 self._layout(site, y)
             if pre is not None:
                 D, n = pre
-            elif site.eager:
+            elif site.eager or y.numel() >= EAGER_NUMEL:
                 D, n = site.unit_sums(x, y)  # (C,)
             else:
                 D, n = None, 0  # settled at the end of the forward

@@ -49,10 +49,31 @@ PASS_THROUGH: tuple[type, ...] = (
 )
 
 
+SCRATCH_MAX = 1 << 25  # elements: larger derivatives are allocated fresh
+_SCRATCH: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def scratch_like(t: torch.Tensor) -> torch.Tensor | None:
+    """A contiguous buffer of ``t``'s shape, shared by every site, for an elementwise
+    derivative that is reduced at once: on a CPU a fresh allocation of a large tensor costs
+    page faults -- for an (64, 32, 32, 32) conv output the allocation cost more than the
+    derivative and the reduction together. None off the CPU (the CUDA caching allocator
+    reuses memory already) and above SCRATCH_MAX elements."""
+    n = t.numel()
+    if t.device.type != "cpu" or n > SCRATCH_MAX or n == 0:
+        return None
+    key = (t.dtype, t.device)
+    buf = _SCRATCH.get(key)
+    if buf is None or buf.numel() < n:
+        buf = _SCRATCH[key] = torch.empty(n, dtype=t.dtype, device=t.device)
+    return buf[:n].view(t.shape)
+
+
 def _fast_output_derivative(act: Any) -> Any:
-    """y -> f'(x) from the catalog's own output formula, without the public wrapper's NaN
-    masking (two extra kernels per call; the monitor finds NaN by other means). Falls back to
-    the public ``act.output_derivative`` when the catalog's internals are not there."""
+    """(y, out=None) -> f'(x) from the catalog's own output formula, without the public
+    wrapper's NaN masking (two extra kernels per call; the monitor finds NaN by other means).
+    Falls back to the public ``act.output_derivative`` when the catalog's internals are not
+    there. ``out`` is a place the result may be written to (the one-kernel forms use it)."""
     public = act.output_derivative
     if public is None:
         return None
@@ -60,26 +81,27 @@ def _fast_output_derivative(act: Any) -> Any:
     # relu's output is >= 0, so sign(y) is its step; sigmoid: y - y*y; tanh: 1 - y*y
     name = getattr(act, "name", None)
     if name == "relu":
-        return torch.sign
+        return lambda y, out=None: torch.sign(y, out=out)
     if name == "sigmoid":
-        return lambda y: torch.addcmul(y, y, y, value=-1)
+        return lambda y, out=None: torch.addcmul(y, y, y, value=-1, out=out)
     if name == "tanh":
-        return lambda y: torch.addcmul(y.new_ones(()), y, y, value=-1)
+        return lambda y, out=None: torch.addcmul(y.new_ones(()), y, y, value=-1, out=out)
     try:
         from gradsight.activations import _ops
 
         formula = act._spec.output_df(act._params)
         ops, params = _ops.torch_ops(), act._params
     except (AttributeError, ImportError, TypeError):
-        return public
+        return lambda y, out=None: public(y)
     if formula is None:
-        return public
-    return lambda y: formula(ops, y, params)
+        return lambda y, out=None: public(y)
+    return lambda y, out=None: formula(ops, y, params)
 
 
 def _fast_derivative(act: Any) -> Any:
-    """x -> f'(x) from the catalog's formula with its kink convention at x == 0 (PyTorch's by
-    default), without the NaN masking; falls back to ``act.derivative``."""
+    """(x, out=None) -> f'(x) from the catalog's formula with its kink convention at x == 0
+    (PyTorch's by default), without the NaN masking; falls back to ``act.derivative``.
+    ``out`` is not used (the formulas take several kernels)."""
     try:
         from gradsight.activations import _ops
 
@@ -88,12 +110,12 @@ def _fast_derivative(act: Any) -> Any:
         ops = _ops.torch_ops()
         at_zero = params.get("derivative_at_zero")
     except (AttributeError, ImportError):
-        return act.derivative
+        return lambda x, out=None: act.derivative(x)
     if df is None:
-        return act.derivative
+        return lambda x, out=None: act.derivative(x)
     if kink is None or at_zero is None:
-        return lambda x: df(ops, x, params)
-    return lambda x: ops.where(x == 0, at_zero, df(ops, x, params))
+        return lambda x, out=None: df(ops, x, params)
+    return lambda x, out=None: ops.where(x == 0, at_zero, df(ops, x, params))
 
 
 _SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946)  # alpha, scale
@@ -103,8 +125,8 @@ def _same(params: dict[str, Any], **want: Any) -> bool:
     return all(params.get(k, v) == v for k, v in want.items())
 
 
-def _kernel_derivative(act: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """x -> f'(x) by PyTorch's own backward kernel with a unit gradient,
+def _kernel_derivative(act: Any) -> Callable[..., torch.Tensor] | None:
+    """(x, out=None) -> f'(x) by PyTorch's own backward kernel with a unit gradient,
     ``aten.<op>_backward.grad_input(g, x, ..., grad_input=g)`` with ``g = ones_like(x)`` (the
     result written over the unit gradient: elementwise, so safe): the derivative autograd
     uses, its kink convention included, in two passes (the catalog's formulas take four to
@@ -135,7 +157,12 @@ def _kernel_derivative(act: Any) -> Callable[[torch.Tensor], torch.Tensor] | Non
         kernel = lambda g, x: a.softplus_backward.grad_input(g, x, beta, threshold, grad_input=g)  # noqa: E731
     if kernel is None:
         return None
-    return lambda x: kernel(torch.ones_like(x, memory_format=torch.contiguous_format), x)
+
+    def derivative(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        g = out.fill_(1) if out is not None else torch.ones_like(x, memory_format=torch.contiguous_format)
+        return kernel(g, x)
+
+    return derivative
 
 
 def functional_name(module_path: str, act_name: str, k: int) -> str:
@@ -193,26 +220,31 @@ class Site:
             return int(shape[1])
         return int(shape[-1])
 
-    def derivative(self, x: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+    def derivative(
+        self, x: torch.Tensor | None, y: torch.Tensor, scratch: bool = False
+    ) -> torch.Tensor:
         """f'(z) elementwise for the site's units (no autograd graph). Gated sites: the valve
-        of the gate, f'(a) with ``a, b = x.chunk(2, -1)``."""
+        of the gate, f'(a) with ``a, b = x.chunk(2, -1)``. ``scratch``: the result may live
+        in the shared buffer of :func:`scratch_like` (valid until the next such call)."""
         if self.act.is_gated:
             if x is None:
                 raise ValueError(f"site {self.name!r}: gated activation needs its input")
             a = x.detach().chunk(2, dim=-1)[0]  # (..., n)
-            return self.in_deriv(a)
+            return self.in_deriv(a, scratch_like(a) if scratch else None)
         if self.out_deriv is not None:
-            return self.out_deriv(y.detach())
+            t = y.detach()
+            return self.out_deriv(t, scratch_like(t) if scratch else None)
         if x is None:
             raise ValueError(f"site {self.name!r}: no input to take the derivative of")
-        return self.in_deriv(x.detach())
+        t = x.detach()
+        return self.in_deriv(t, scratch_like(t) if scratch else None)
 
     def per_unit_sum(self, d: torch.Tensor) -> tuple[torch.Tensor, int]:
         """(sum over samples of f'(z) per unit, samples per unit): the one reduction per site
         from which dead, saturated, active fractions and the mean derivative all follow."""
         dims = self.reduce_dims(d.ndim)
         if d.ndim == 0:
-            return d.reshape(1).float(), 1
+            return d.reshape(1).to(torch.float32, copy=True), 1  # d may be the shared scratch
         units = self.unit_count(d.shape)
         total = d.sum(dim=dims, dtype=torch.float32) if dims else d.float()  # (C,)
         return total, d.numel() // max(units, 1)
@@ -223,8 +255,9 @@ class Site:
         once for that shape: one derivative kernel, one matrix-vector product."""
         fast = self._reducer
         if fast is not None and (y.shape, y.dtype, y.device) == fast[0]:
-            return torch.mv(self.derivative(x, y).reshape(fast[2], -1).t(), fast[1]).float(), fast[2]
-        D, n = self.per_unit_sum(self.derivative(x, y))
+            d = self.derivative(x, y, scratch=True)
+            return torch.mv(d.reshape(fast[2], -1).t(), fast[1]).float(), fast[2]
+        D, n = self.per_unit_sum(self.derivative(x, y, scratch=True))
         self._reducer = self._build_reducer(y, n)
         return D, n
 
