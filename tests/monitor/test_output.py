@@ -132,6 +132,22 @@ def test_a_failing_statistic_never_reaches_the_training_loop(monkeypatch):
     assert any("derivative exploded" in e for e in mon.report().errors)
 
 
+def test_a_failing_gradient_norm_never_reaches_the_backward(monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("norm exploded")
+
+    model = mlp(depth=2)
+    with pytest.warns(GradsightWarning, match="norm exploded"):
+        with gs.watch(model, every=1) as mon:
+            monkeypatch.setattr(torch.linalg, "vector_norm", boom)
+            opt = train(model, mon, steps=2)
+            monkeypatch.undo()
+    assert opt is not None  # the backward and the loop ran to the end
+    rep = mon.report()
+    assert any("site gradient hook 1" in e and "norm exploded" in e for e in rep.errors)
+    assert math.isnan(rep.layer("1").grad_norm) and rep.layer("1").mean_derivative > 0
+
+
 def test_tensorboard_missing_is_a_clear_error(monkeypatch):
     import builtins
 

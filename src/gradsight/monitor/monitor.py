@@ -375,7 +375,7 @@ class Monitor:
                 self._lazy.append(ob)
             self._obs.append(ob)
             if y.requires_grad:
-                y.register_hook(functools.partial(self._on_site_grad, ob))
+                y.register_hook(ob.on_grad)
         finally:
             self._busy -= 1
 
@@ -682,13 +682,6 @@ class Monitor:
         elif force:
             self._mode_active = False  # someone else popped it; nothing of ours is left
 
-    @no_compile
-    @guarded("site gradient hook")
-    def _on_site_grad(self, ob: Observation, g: torch.Tensor) -> None:
-        if self._replaying:
-            return
-        ob.gnorms.append(torch.linalg.vector_norm(g.detach()))  # ()
-
     # =====================================================================================
     # the functional-activation mode
     @no_compile
@@ -969,6 +962,10 @@ class Monitor:
         self._ready_sites = len(self.sites)
         if not ready:
             return
+        for _, obs, _ in ready:
+            for ob in obs:
+                if ob.error is not None:
+                    self.log.record(f"site gradient hook {ob.site.name}", ob.error)
         summaries = self._window.finalize_many(
             [(step, obs) for step, obs, _ in ready], self.sites, all_reduce=self._distributed(refresh=True)
         )

@@ -44,6 +44,16 @@ class Observation:
     numel: int = 0  # elements of the site output
     src: tuple[Any, Any, int] | None = None  # (x, y, version of the tensor read) until settled
     n_units: int = 0  # C, the length of D
+    error: Exception | None = None  # raised in the gradient hook (reported by the monitor)
+
+    def on_grad(self, g: torch.Tensor) -> None:
+        """The gradient hook of the site's output: ||dLoss/dy|| of this call. A bound method
+        called straight from autograd -- no wrapper between, as the backward runs it cold --
+        and it never raises into the user's backward."""
+        try:
+            self.gnorms.append(torch.linalg.vector_norm(g.detach()))
+        except Exception as exc:  # noqa: BLE001 - the user's backward goes on
+            self.error = exc
 
 
 @dataclass
