@@ -143,3 +143,19 @@ def test_derivatives_in_the_shared_scratch_equal_fresh_ones_and_do_not_alias(mod
         got.append(site.unit_sums(x, y)[0])  # each writes the same scratch buffer
     for want, have in zip(refs, got, strict=True):  # earlier results were not overwritten
         torch.testing.assert_close(have, want, rtol=1e-6, atol=1e-6)
+
+
+def test_each_thread_has_its_own_scratch_buffer():
+    import threading
+
+    from gradsight.monitor.sites import scratch_like
+
+    t = torch.zeros(4, 5)
+    here = scratch_like(t)
+    there: list[torch.Tensor] = []
+    worker = threading.Thread(target=lambda: there.append(scratch_like(t)))
+    worker.start()
+    worker.join()
+    assert here.shape == there[0].shape == (4, 5)
+    assert here.data_ptr() != there[0].data_ptr()
+    assert scratch_like(t).data_ptr() == here.data_ptr()  # reused within a thread

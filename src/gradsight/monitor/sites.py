@@ -11,6 +11,7 @@ normalisation or a pooling layer, and a feature along the last dimension otherwi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,22 +51,25 @@ PASS_THROUGH: tuple[type, ...] = (
 
 
 SCRATCH_MAX = 1 << 25  # elements: larger derivatives are allocated fresh
-_SCRATCH: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+_SCRATCH = threading.local()  # per thread: {(dtype, device): flat buffer}
 
 
 def scratch_like(t: torch.Tensor) -> torch.Tensor | None:
     """A contiguous buffer of ``t``'s shape, shared by every site, for an elementwise
     derivative that is reduced at once: on a CPU a fresh allocation of a large tensor costs
     page faults -- for an (64, 32, 32, 32) conv output the allocation cost more than the
-    derivative and the reduction together. None off the CPU (the CUDA caching allocator
-    reuses memory already) and above SCRATCH_MAX elements."""
+    derivative and the reduction together. One buffer per thread, dtype and device. None off
+    the CPU (the CUDA caching allocator reuses memory already) and above SCRATCH_MAX elements."""
     n = t.numel()
     if t.device.type != "cpu" or n > SCRATCH_MAX or n == 0:
         return None
+    buffers = getattr(_SCRATCH, "buffers", None)
+    if buffers is None:
+        buffers = _SCRATCH.buffers = {}
     key = (t.dtype, t.device)
-    buf = _SCRATCH.get(key)
+    buf = buffers.get(key)
     if buf is None or buf.numel() < n:
-        buf = _SCRATCH[key] = torch.empty(n, dtype=t.dtype, device=t.device)
+        buf = buffers[key] = torch.empty(n, dtype=t.dtype, device=t.device)
     return buf[:n].view(t.shape)
 
 
