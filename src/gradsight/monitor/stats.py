@@ -158,7 +158,6 @@ class StatsWindow:
         self.last_W: np.ndarray | None = None  # (U,) window sum of D at the last step, for revive_dead
         self.last_N: list[float] = []  # (S,) window samples per unit, as numbers
         self._starts = np.zeros(0, dtype=np.int64)  # (S,) first unit of each site
-        self._seg = np.zeros(0, dtype=np.int64)  # (U,) site of each unit
         self._thr = np.zeros(0)  # (U,) closed-valve threshold per unit
         self._units = np.zeros(0, dtype=np.int64)  # (S,) units of each site
 
@@ -180,7 +179,6 @@ class StatsWindow:
         self.layout.sort(key=lambda su: su[0].index)
         units = self._units = np.array([c for _, c in self.layout], dtype=np.int64)
         self._starts = np.concatenate([[0], np.cumsum(units)[:-1]]).astype(np.int64)
-        self._seg = np.repeat(np.arange(len(self.layout)), units)
         bounds = np.array([CLOSED_VALVE * s.bound if math.isfinite(s.bound) else 0.0 for s, _ in self.layout])
         self._thr = np.repeat(bounds, units)
         self.ring.clear()
@@ -219,7 +217,7 @@ class StatsWindow:
             g_pos += n_g
         return out
 
-    def _group(self, observations: list[Observation], d: np.ndarray, g: np.ndarray) -> _StepEntry:
+    def _group(self, step: int, observations: list[Observation], d: np.ndarray, g: np.ndarray) -> _StepEntry:
         """One step's observations laid out by site: flat D (U,), per site n, numel,
         sum ||g||^2 (nan where no gradient was seen)."""
         S = len(self.layout)
@@ -233,7 +231,7 @@ class StatsWindow:
             have = np.array([len(ob.gnorms) == 1 for ob in observations], dtype=bool)
             gsq = np.zeros(S)
             gsq[have] = np.square(g)
-            return _StepEntry(0, d, n, np.where(have, gsq, math.nan).tolist(), numel)
+            return _StepEntry(step, d, n, np.where(have, gsq, math.nan).tolist(), numel)
         units = [c for _, c in self.layout]
         index = {site: i for i, (site, _) in enumerate(self.layout)}
         flat = np.zeros(sum(units))
@@ -253,17 +251,7 @@ class StatsWindow:
                     have[i] = True
             pos += c
             gpos += k
-        return _StepEntry(0, flat, n_a.tolist(), np.where(have, gsq, math.nan).tolist(), numel_a.tolist())
-
-    def finalize(
-        self,
-        step: int,
-        observations: list[Observation],
-        sites: list[Site],
-        all_reduce: bool = False,
-    ) -> Summary | None:
-        """Close one logged step: ``finalize_many`` of one."""
-        return self.finalize_many([(step, observations)], sites, all_reduce)[0]
+        return _StepEntry(step, flat, n_a.tolist(), np.where(have, gsq, math.nan).tolist(), numel_a.tolist())
 
     def finalize_many(
         self,
@@ -280,14 +268,13 @@ class StatsWindow:
         self._ensure_layout(sites)
         if not self.layout:
             return [None] * len(steps)
-        S, U = len(self.layout), int(self._seg.size)
+        S, U = len(self.layout), int(self._units.sum())
         entries = []
         for (step, obs), (d, g) in zip(steps, self._to_host([obs for _, obs in steps]), strict=True):
             if obs:
-                entry = self._group(obs, d, g)
+                entry = self._group(step, obs, d, g)
             else:  # a rank that saw nothing this step still takes part in the all_reduce
-                entry = _StepEntry(0, np.zeros(U), [0.0] * S, [math.nan] * S, [0.0] * S)
-            entry.step = step
+                entry = _StepEntry(step, np.zeros(U), [0.0] * S, [math.nan] * S, [0.0] * S)
             if all_reduce:
                 gsq = np.asarray(entry.gsq)
                 have = ~np.isnan(gsq)
@@ -304,7 +291,7 @@ class StatsWindow:
         w, K = self.window, len(entries)
         before = list(self.ring)[-(w - 1) :] if w > 1 else []
         pad = (w - 1) - len(before)
-        U, S = int(self._seg.size), len(self.layout)
+        U, S = int(self._units.sum()), len(self.layout)
         D = np.zeros((pad + len(before) + K, U))
         N = np.zeros((pad + len(before) + K, S))
         for i, e in enumerate([*before, *entries]):
