@@ -7,6 +7,10 @@ copy, watched at the default settings, watched with every=1, a naive hook monito
 --steps rounds, after a warm-up; the table shows median step time and the ratio to plain.
 Interleaving makes the ratios robust to machine load that drifts during the run (the absolute
 times are not); the second plain copy shows how far from 1.000x noise alone moves a ratio.
+Each round runs the configurations in a fresh random order (seeded): with a fixed or
+alternating order the step that runs right after a step of the same model finds it still in
+the caches, and the configuration at the ends of the order gets that advantage every other
+round (measured: 3-4 points between two copies of the same monitor).
 
 The naive monitor is what people write first: a forward hook per activation module that
 registers a tensor hook and calls ``.item()`` on the gradient norm, every step.
@@ -24,6 +28,7 @@ in a throwaway venv that sees this one's packages:
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 
@@ -204,8 +209,10 @@ def run(steps: int, cockpit_steps: int) -> list[tuple[str, dict[str, float]]]:
         for _ in range(10):
             for c in fast:
                 one(c)
-        for i in range(steps):
-            order = fast if i % 2 == 0 else fast[::-1]
+        shuffle = random.Random(0).shuffle
+        for _ in range(steps):
+            order = list(fast)
+            shuffle(order)
             for c in order:
                 times[c].append(one(c))
         ratios = {c: statistics.median(times[c]) / statistics.median(times["plain"]) for c in fast}
