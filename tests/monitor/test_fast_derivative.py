@@ -69,7 +69,7 @@ def test_the_per_shape_reducer_equals_the_generic_per_unit_sum(module, shape):
     y = module(x)
     want, n = site.per_unit_sum(site.derivative(x, y))
     first, n1 = site.unit_sums(x, y)  # builds the reducer for this shape
-    assert site._reducer is not None and site._reducer[0] == (y.shape, y.dtype, y.device)
+    assert site._reducer is not None and site._reducer.fits(y)
     again, n2 = site.unit_sums(x, y)  # runs it
     assert n == n1 == n2 == x.numel() // 16
     assert again.dtype == torch.float32 and again.shape == (16,)
@@ -120,7 +120,7 @@ def test_the_reducer_is_rebuilt_when_the_dtype_changes_at_the_same_shape():
     y64 = y32.double()
     got, n = site.unit_sums(None, y64)  # a float32 reducer would fail on float64 input
     want, _ = site.per_unit_sum(site.derivative(None, y64))
-    assert n == 8 and site._reducer[0][1] == torch.float64
+    assert n == 8 and site._reducer.dtype == torch.float64
     torch.testing.assert_close(got, want)
 
 
@@ -159,3 +159,29 @@ def test_each_thread_has_its_own_scratch_buffer():
     assert here.shape == there[0].shape == (4, 5)
     assert here.data_ptr() != there[0].data_ptr()
     assert scratch_like(t).data_ptr() == here.data_ptr()  # reused within a thread
+
+
+def test_a_reducer_follows_its_threads_scratch_buffer():
+    import threading
+
+    from gradsight.monitor import sites
+    from gradsight.monitor.sites import Site, scratch_like
+
+    site = Site(index=0, name="s", act=from_module(nn.Sigmoid()), kind="module")
+    y = torch.sigmoid(torch.randn(8, 4))
+    want = site.per_unit_sum(site.derivative(None, y))[0]
+    site.unit_sums(None, y)
+    r = site._reducer
+    assert r.fits(y) and r.out is not None
+    elsewhere: list[bool] = []
+    worker = threading.Thread(target=lambda: elsewhere.append(r.fits(y)))
+    worker.start()
+    worker.join()
+    assert elsewhere == [False]  # another thread has a buffer of its own
+    held = sites._SCRATCH.buffers[(y.dtype, y.device)]
+    scratch_like(torch.zeros(held.numel() + 1))  # the buffer grows: the old one is let go
+    assert not r.fits(y)
+    torch.testing.assert_close(site.unit_sums(None, y)[0], want)  # rebuilt
+    torch.testing.assert_close(site.unit_sums(None, y)[0], want)  # run
+    new = site._reducer
+    assert new is not r and new.out.data_ptr() == scratch_like(y).data_ptr()

@@ -52,6 +52,7 @@ PASS_THROUGH: tuple[type, ...] = (
 
 SCRATCH_MAX = 1 << 25  # elements: larger derivatives are allocated fresh
 _SCRATCH = threading.local()  # per thread: {(dtype, device): flat buffer}
+_SCRATCH_GROWN = [0]  # how many buffers were allocated so far, in any thread
 
 
 def scratch_like(t: torch.Tensor) -> torch.Tensor | None:
@@ -70,7 +71,36 @@ def scratch_like(t: torch.Tensor) -> torch.Tensor | None:
     buf = buffers.get(key)
     if buf is None or buf.numel() < n:
         buf = buffers[key] = torch.empty(n, dtype=t.dtype, device=t.device)
+        _SCRATCH_GROWN[0] += 1
     return buf[:n].view(t.shape)
+
+
+class _Reducer:
+    """``D = f'(t).view(n, C).T @ ones(n)`` for one shape, dtype and device of a feature-last
+    output, everything but the two kernels decided once: the derivative goes into a view of
+    this thread's scratch buffer taken when the reducer was built (valid while no buffer has
+    been allocated since), and the matrix-vector product reads it through a view built then
+    too. In a warm loop this halves the cost of a (128, 256) site: 18 -> 9.7 us, the kernels
+    alone 9.2 us."""
+
+    __slots__ = ("shape", "dtype", "device", "thread", "grown", "out", "mat", "ones", "n", "cast")
+
+    def __init__(self, t: torch.Tensor, n: int) -> None:
+        self.shape, self.dtype, self.device, self.n = t.shape, t.dtype, t.device, n
+        self.thread, self.out = threading.get_ident(), scratch_like(t)
+        self.grown = _SCRATCH_GROWN[0]
+        self.mat = self.out.view(n, -1).t() if self.out is not None else None
+        self.ones = torch.ones(n, dtype=t.dtype, device=t.device)
+        self.cast = t.dtype != torch.float32
+
+    def fits(self, y: torch.Tensor) -> bool:
+        return (
+            y.shape == self.shape
+            and y.dtype == self.dtype
+            and self.grown == _SCRATCH_GROWN[0]
+            and self.thread == threading.get_ident()
+            and y.device == self.device
+        )
 
 
 def _fast_output_derivative(act: Any) -> Any:
@@ -194,7 +224,7 @@ class Site:
         self.base = base  # the elementwise activation whose derivative is the valve
         self.out_deriv = None if self.act.is_gated else _fast_output_derivative(base)
         self.in_deriv = _kernel_derivative(base) or _fast_derivative(base)
-        self._reducer: tuple[Any, torch.Tensor, int] | None = None
+        self._reducer: _Reducer | None = None
         bound = float(base.derivative_bound)
         self.bound = bound if bound < float("inf") else float("nan")
         self.saturates = bool(base.saturates)
@@ -255,23 +285,27 @@ class Site:
 
     def unit_sums(self, x: torch.Tensor | None, y: torch.Tensor) -> tuple[torch.Tensor, int]:
         """``per_unit_sum(derivative(x, y))``: D (C,) float32 and the samples per unit. The
-        common case (feature-last float tensor of the shape seen last) runs a reducer built
-        once for that shape: one derivative kernel, one matrix-vector product."""
-        fast = self._reducer
-        if fast is not None and (y.shape, y.dtype, y.device) == fast[0]:
-            d = self.derivative(x, y, scratch=True)
-            return torch.mv(d.reshape(fast[2], -1).t(), fast[1]).float(), fast[2]
+        common case (feature-last float tensor of the shape seen last) runs the
+        :class:`_Reducer` built for that shape: one derivative kernel into a buffer fixed in
+        advance, one matrix-vector product, and next to no Python."""
+        r = self._reducer
+        if r is not None and r.fits(y):
+            if self.out_deriv is not None:
+                d = self.out_deriv(y.detach(), r.out)
+            elif x is not None:
+                d = self.in_deriv(x.detach(), r.out)
+            else:
+                raise ValueError(f"site {self.name!r}: no input to take the derivative of")
+            D = torch.mv(r.mat if d is r.out else d.reshape(r.n, -1).t(), r.ones)
+            return (D.float() if r.cast else D), r.n
         D, n = self.per_unit_sum(self.derivative(x, y, scratch=True))
         self._reducer = self._build_reducer(y, n)
         return D, n
 
-    def _build_reducer(self, y: torch.Tensor, n: int) -> tuple[Any, torch.Tensor, int] | None:
-        """For a feature-last float32/64 tensor: (its shape/dtype/device, ones(n), n), with
-        which D = f'(z).view(n, C).T @ ones(n) -- one matrix-vector product."""
+    def _build_reducer(self, y: torch.Tensor, n: int) -> _Reducer | None:
+        """For a feature-last float32/64 output of an elementwise activation; else None."""
         if self.act.is_gated or y.ndim < 2 or (self.channel_layout and y.ndim >= 3):
             return None
         if y.dtype not in (torch.float32, torch.float64) or n <= 0:
             return None
-        return (y.shape, y.dtype, y.device), torch.ones(n, dtype=y.dtype, device=y.device), n
-
-
+        return _Reducer(y, n)
