@@ -139,7 +139,8 @@ def test_a_failing_gradient_norm_never_reaches_the_backward(monkeypatch):
     model = mlp(depth=2)
     with pytest.warns(GradsightWarning, match="norm exploded"):
         with gs.watch(model, every=1) as mon:
-            monkeypatch.setattr(torch.linalg, "vector_norm", boom)
+            monkeypatch.setattr(torch.linalg, "vector_norm", boom)  # a site's own hook
+            monkeypatch.setattr(torch, "_foreach_norm", boom)  # the kept gradients, together
             opt = train(model, mon, steps=2)
             monkeypatch.undo()
     assert opt is not None  # the backward and the loop ran to the end

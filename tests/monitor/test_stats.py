@@ -194,3 +194,89 @@ def test_a_step_closed_late_does_not_know_of_a_later_nan(monkeypatch, tmp_path):
         train(model, mon, steps=2)
     kinds = [[f["kind"] for f in json.loads(line)["findings"]] for line in path.read_text().splitlines()]
     assert ["non_finite" in k for k in kinds] == [False, False, False, True, True]
+
+
+class _TanhGelu(nn.Module):
+    """A module site (tanh) and a functional one (gelu), each output kept by the test."""
+
+    def __init__(self, scale_after: float | None = None) -> None:
+        super().__init__()
+        self.fc1, self.act, self.fc2, self.fc3 = nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 8), nn.Linear(8, 3)
+        self.scale_after = scale_after
+        self.kept: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h1 = self.act(self.fc1(x))
+        h2 = F.gelu(self.fc2(h1))
+        self.kept = [h1, h2]
+        if self.scale_after is not None:
+            h2.mul_(self.scale_after)  # changes the gelu output in place after its site
+        return self.fc3(h2)
+
+
+def _site_grads_by_hand(model: _TanhGelu, xs: list[torch.Tensor]) -> list[float]:
+    """||dLoss/dy|| per site, micro-batches summed in quadrature, with the monitor off."""
+    sq = [0.0, 0.0]
+    for x in xs:
+        h1 = model.act(model.fc1(x))
+        h2 = F.gelu(model.fc2(h1))
+        h1.retain_grad()
+        h2.retain_grad()
+        out = h2 * model.scale_after if model.scale_after is not None else h2
+        model.fc3(out).sum().backward()
+        for i, h in enumerate((h1, h2)):
+            sq[i] += h.grad.norm().item() ** 2
+    model.zero_grad()
+    return [math.sqrt(s) for s in sq]
+
+
+@pytest.mark.parametrize("retain_max", [None, 0], ids=["kept-by-autograd", "python-hook"])
+def test_site_gradient_norms_are_exact_kept_by_autograd_or_hooked(monkeypatch, retain_max):
+    from gradsight.monitor import monitor
+
+    if retain_max is not None:
+        monkeypatch.setattr(monitor, "RETAIN_MAX", retain_max)
+    torch.manual_seed(0)
+    model = _TanhGelu()
+    xs = [torch.randn(5, 6), torch.randn(7, 6)]
+    want = _site_grads_by_hand(model, xs)
+    with gs.watch(model, every=1) as mon:
+        for x in xs:  # two micro-batches, one step
+            model(x).sum().backward()
+        mon.step()
+    got = {ls.name: ls.grad_norm for ls in mon.report().layers}
+    assert got["act"] == pytest.approx(want[0], rel=1e-6)
+    assert got["gelu#0"] == pytest.approx(want[1], rel=1e-6)
+    assert all(not h.retains_grad or h.grad is None for h in model.kept)  # nothing left on them
+
+
+def test_a_gradient_the_user_keeps_stays_theirs():
+    torch.manual_seed(0)
+    model = _TanhGelu()
+    x = torch.randn(5, 6)
+    want = _site_grads_by_hand(model, [x])
+    with gs.watch(model, every=1) as mon:
+        model.act.register_forward_hook(lambda m, a, out: out.retain_grad())
+        model(x).sum().backward()
+        h1 = model.kept[0]
+        assert h1.grad is not None and h1.grad.norm().item() == pytest.approx(want[0], rel=1e-6)
+        mon.step()
+        assert h1.grad is not None  # still the user's after the step
+    assert mon.report().layer("act").grad_norm == pytest.approx(want[0], rel=1e-6)
+
+
+def test_an_output_changed_in_place_later_is_measured_as_its_site_made_it():
+    torch.manual_seed(0)
+    model = _TanhGelu(scale_after=3.0)
+    x = torch.randn(5, 6)
+    want = _site_grads_by_hand(model, [x])
+    with gs.watch(model, every=1) as mon:
+        # the first step finds the change; the site is measured in its hook after that
+        for _ in range(3):
+            model(x).sum().backward()
+            mon.step()
+    rep = mon.report()
+    assert [r.step for r in mon.history] == [0, 1, 2]
+    assert rep.layer("gelu#0").steps == 2
+    assert rep.layer("gelu#0").grad_norm == pytest.approx(want[1], rel=1e-6)
+    assert rep.layer("act").grad_norm == pytest.approx(want[0], rel=1e-6)

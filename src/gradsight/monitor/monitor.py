@@ -18,8 +18,11 @@ every step    root pre/post hooks: keep references to the inputs (and the CPU RN
 logged step   (step % every == 0) site hooks are armed: each site's forward hook keeps the
               tensor f' is read from, and at the end of the forward one loop takes per site
               one derivative kernel and ONE reduction (per-unit sum of f'(z), a matrix-vector
-              product); one norm per site in the backward. The functional-activation mode is
-              pushed inside the owner modules only. At least PARAM_EVERY (50) steps apart: one
+              product), and ``retain_grad`` on its output: autograd keeps dLoss/dy in C++,
+              and the end-of-backward callback takes all their norms in one warm
+              ``_foreach_norm`` (a Python hook per site in the backward cost 2-4 points more
+              on the MLPs of the benchmark). The functional-activation mode is pushed inside
+              the owner modules only. At least PARAM_EVERY (50) steps apart: one
               ``_foreach_norm`` over parameter gradients and weights, and the update ratio
               across the optimizer step.
 host          logged steps are closed on the host together, FLUSH_STEPS (32) at a time or
@@ -76,6 +79,7 @@ FLUSH_SECONDS = 1.0  # ... or sooner, so sinks and the console stay live
 # again at the end of the forward costs more than the hook's cold start saves)
 EAGER_NUMEL = 1 << 18
 HOLD_OUTPUTS = 1 << 20  # model outputs up to this many elements are checked at the end of the backward
+RETAIN_MAX = 1 << 22  # site-output gradient elements kept by autograd for one step, at most
 MAX_HISTORY = 4096  # logged steps kept in memory; older ones are thinned (sinks keep all)
 _LINEAR_LIKE_OPS = frozenset({"linear", "matmul", "bmm", "addmm", "layer_norm", "embedding", "mm"})
 # op names (substrings) that draw random numbers: a forward with any of them is replayed from
@@ -157,6 +161,8 @@ class Monitor:
         self._logged = True
         self._obs: list[Observation] = []
         self._lazy: list[Observation] = []  # observed, derivative sums not yet taken
+        self._retained: list[tuple[Observation, torch.Tensor]] = []  # outputs whose .grad is kept
+        self._retained_numel = 0
         # logged steps done on the device, not yet on the host: (step, observations, params)
         self._ready: list[tuple[int, list[Observation], list[ParamStats]]] = []
         self._ready_since = 0.0
@@ -217,6 +223,7 @@ class Monitor:
             return
         try:
             self._check_all_held()
+            self._read_retained(release=True)
             self._process_pending()
             self._flush(partial=True)
         except Exception as exc:  # noqa: BLE001 - closing must always remove the hooks
@@ -231,6 +238,7 @@ class Monitor:
             self._inputs = None
             self._out_grads = []
             self._held = []
+            self._retained = []
             self.closed = True
             for sink in self.sinks:
                 try:
@@ -371,11 +379,11 @@ class Monitor:
             ob = Observation(site, D, n, numel=y.numel(), n_units=site.units)
             if D is None:
                 read = site.reads(x, y)
-                ob.src = (x, y, read._version if read is not None else 0)
+                ob.src = (x, y, read._version if read is not None else 0, y._version)
                 self._lazy.append(ob)
-            self._obs.append(ob)
-            if y.requires_grad:
+            elif y.requires_grad:
                 y.register_hook(ob.on_grad)
+            self._obs.append(ob)
         finally:
             self._busy -= 1
 
@@ -385,21 +393,58 @@ class Monitor:
         torch call pays the cold-path cost of running right after the model's kernels. The
         tensors read are alive until the backward anyway; one changed in place since its site
         ran (its version moved) is not measured this step, and the site is measured in its
-        hook from then on."""
+        hook from then on. The output's gradient is asked for here too (:meth:`_watch_grad`)."""
         lazy, self._lazy = self._lazy, []
         with self._internal():
             for ob in lazy:
-                x, y, version = ob.src
+                x, y, version, y_version = ob.src
                 ob.src = None
                 read = ob.site.reads(x, y)
                 try:
-                    if read is None or read._version == version:
+                    if (read is None or read._version == version) and y._version == y_version:
                         ob.D, ob.n = ob.site.unit_sums(x, y)
+                        if y.requires_grad:
+                            self._watch_grad(ob, y)
                         continue
                 except Exception as exc:  # noqa: BLE001
                     self.log.record(f"site {ob.site.name}", exc)
                 ob.site.eager = True
                 self._obs = [o for o in self._obs if o is not ob]
+
+    def _watch_grad(self, ob: Observation, y: torch.Tensor) -> None:
+        """Have autograd keep dLoss/dy for the observation: ``retain_grad`` (a C++ hook: no
+        Python runs in the backward; the norms are taken together, warm, at its end by
+        :meth:`_read_retained`) while the kept gradients stay under RETAIN_MAX elements and
+        ``y.grad`` is ours to use; else a Python hook that takes the norm as it passes. Both
+        see the gradient of y as it was at the site: y's version was checked unchanged."""
+        numel = y.numel()
+        if y.grad_fn is None or y.retains_grad or self._retained_numel + numel > RETAIN_MAX:
+            y.register_hook(ob.on_grad)
+            return
+        y.retain_grad()
+        self._retained.append((ob, y))
+        self._retained_numel += numel
+
+    def _read_retained(self, release: bool = False) -> None:
+        """The norms of the gradients kept by :meth:`_watch_grad` that arrived since the last
+        call, in one ``_foreach_norm``; each is then dropped (a second backward through the
+        same graph keeps a new one: its norm joins the first in quadrature, as with a hook).
+        ``release``: the step is over, let go of the outputs too."""
+        arrived = [(ob, y) for ob, y in self._retained if y.grad is not None]
+        if arrived:
+            try:
+                with torch.no_grad():
+                    norms = torch._foreach_norm([y.grad for _, y in arrived])
+                for (ob, _), norm in zip(arrived, norms, strict=True):
+                    ob.gnorms.append(norm)
+            except Exception:  # noqa: BLE001 - one by one: a failure is told per site
+                for ob, y in arrived:
+                    ob.on_grad(y.grad)
+            for _, y in arrived:
+                y.grad = None
+        if release:
+            self._retained = []
+            self._retained_numel = 0
 
     def _layout(self, site: Site, t: torch.Tensor) -> None:
         """Decide once, at the site's first sight, whether its units are channels."""
@@ -522,6 +567,8 @@ class Monitor:
             return
         self._bwd_queued = False
         grads, self._out_grads = self._out_grads, []
+        if self._retained:
+            self._read_retained()
         if self._held:
             self._check_all_held()
         bad = self._entry_bad
@@ -938,6 +985,8 @@ class Monitor:
             self._flush()  # a new site changes the layout: close the steps before it apart
         if self._lazy:
             self._settle()
+        if self._retained:
+            self._read_retained(release=True)
         obs, self._obs = self._obs, []
         if not self._ready:
             self._ready_since = time.monotonic()

@@ -42,7 +42,7 @@ class Observation:
     n: int  # samples per unit
     gnorms: list[torch.Tensor] = field(default_factory=list)  # () each, from backward hooks
     numel: int = 0  # elements of the site output
-    src: tuple[Any, Any, int] | None = None  # (x, y, version of the tensor read) until settled
+    src: tuple[Any, Any, int, int] | None = None  # (x, y, version of the tensor read, of y) until settled
     n_units: int = 0  # C, the length of D
     error: Exception | None = None  # raised in the gradient hook (reported by the monitor)
 
