@@ -150,3 +150,20 @@ def test_console_script_exit_code_and_message():
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: unknown activation 'rellu'; did you mean 'relu'?")
+
+
+def test_the_catalog_commands_do_not_import_the_monitor():
+    # the monitor pulls in torch._dynamo (about a second): only watching should pay for it
+    code = (
+        "import sys, gradsight as gs\n"
+        "from gradsight.cli import main\n"
+        "sys.argv = ['gradsight', 'derivative', 'relu', '-1', '2']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert 'gradsight.monitor' not in sys.modules and 'torch._dynamo' not in sys.modules\n"
+        "assert gs.watch.__module__ == 'gradsight.monitor.monitor'  # there on first use\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
