@@ -18,11 +18,10 @@ every step    root pre/post hooks: keep references to the inputs (and the CPU RN
 logged step   (step % every == 0) site hooks are armed: each site's forward hook keeps the
               tensor f' is read from, and at the end of the forward one loop takes per site
               one derivative kernel and ONE reduction (per-unit sum of f'(z), a matrix-vector
-              product), and ``retain_grad`` on its output: autograd keeps dLoss/dy in C++,
-              and the end-of-backward callback takes all their norms in one warm
-              ``_foreach_norm`` (a Python hook per site in the backward cost 2-4 points more
-              on the MLPs of the benchmark). The functional-activation mode is pushed inside
-              the owner modules only. At least PARAM_EVERY (50) steps apart: one
+              product), and a gradient hook on its output that is a bare ``list.append``
+              (no Python bytecode runs in the backward); the end-of-backward callback takes
+              the norms of all held gradients in one warm ``_foreach_norm``. The
+              functional-activation mode is pushed inside the owner modules only. At least PARAM_EVERY (50) steps apart: one
               ``_foreach_norm`` over parameter gradients and weights, and the update ratio
               across the optimizer step.
 host          logged steps are closed on the host together, FLUSH_STEPS (32) at a time or
@@ -79,7 +78,7 @@ FLUSH_SECONDS = 1.0  # ... or sooner, so sinks and the console stay live
 # again at the end of the forward costs more than the hook's cold start saves)
 EAGER_NUMEL = 1 << 18
 HOLD_OUTPUTS = 1 << 20  # model outputs up to this many elements are checked at the end of the backward
-RETAIN_MAX = 1 << 22  # site-output gradient elements kept by autograd for one step, at most
+HOLD_GRADS = 1 << 22  # site-output gradient elements held until the end of the backward, at most
 MAX_HISTORY = 4096  # logged steps kept in memory; older ones are thinned (sinks keep all)
 _LINEAR_LIKE_OPS = frozenset({"linear", "matmul", "bmm", "addmm", "layer_norm", "embedding", "mm"})
 # op names (substrings) that draw random numbers: a forward with any of them is replayed from
@@ -161,8 +160,8 @@ class Monitor:
         self._logged = True
         self._obs: list[Observation] = []
         self._lazy: list[Observation] = []  # observed, derivative sums not yet taken
-        self._retained: list[tuple[Observation, torch.Tensor]] = []  # outputs whose .grad is kept
-        self._retained_numel = 0
+        self._grad_obs: list[Observation] = []  # observations whose gradient hooks hold gradients
+        self._grad_numel = 0
         # logged steps done on the device, not yet on the host: (step, observations, params)
         self._ready: list[tuple[int, list[Observation], list[ParamStats]]] = []
         self._ready_since = 0.0
@@ -223,7 +222,7 @@ class Monitor:
             return
         try:
             self._check_all_held()
-            self._read_retained(release=True)
+            self._read_held_grads(release=True)
             self._process_pending()
             self._flush(partial=True)
         except Exception as exc:  # noqa: BLE001 - closing must always remove the hooks
@@ -238,7 +237,7 @@ class Monitor:
             self._inputs = None
             self._out_grads = []
             self._held = []
-            self._retained = []
+            self._grad_obs = []
             self.closed = True
             for sink in self.sinks:
                 try:
@@ -393,7 +392,7 @@ class Monitor:
         torch call pays the cold-path cost of running right after the model's kernels. The
         tensors read are alive until the backward anyway; one changed in place since its site
         ran (its version moved) is not measured this step, and the site is measured in its
-        hook from then on. The output's gradient is asked for here too (:meth:`_watch_grad`)."""
+        hook from then on. The output's gradient hook is registered here too (:meth:`_watch_grad`)."""
         lazy, self._lazy = self._lazy, []
         with self._internal():
             for ob in lazy:
@@ -412,39 +411,40 @@ class Monitor:
                 self._obs = [o for o in self._obs if o is not ob]
 
     def _watch_grad(self, ob: Observation, y: torch.Tensor) -> None:
-        """Have autograd keep dLoss/dy for the observation: ``retain_grad`` (a C++ hook: no
-        Python runs in the backward; the norms are taken together, warm, at its end by
-        :meth:`_read_retained`) while the kept gradients stay under RETAIN_MAX elements and
-        ``y.grad`` is ours to use; else a Python hook that takes the norm as it passes. Both
-        see the gradient of y as it was at the site: y's version was checked unchanged."""
+        """dLoss/dy for the observation. The hook only appends the gradient to ``ob.grads``:
+        a built-in method, which autograd calls without running any Python bytecode; the
+        norms of all held gradients are taken in one warm ``_foreach_norm`` at the end of the
+        backward (:meth:`_read_held_grads`). Beyond HOLD_GRADS held elements, a hook that
+        takes the norm as the gradient passes. Registered after y's version was checked
+        unchanged: the gradient of y as the site made it."""
         numel = y.numel()
-        if y.grad_fn is None or y.retains_grad or self._retained_numel + numel > RETAIN_MAX:
+        if self._grad_numel + numel > HOLD_GRADS:
             y.register_hook(ob.on_grad)
             return
-        y.retain_grad()
-        self._retained.append((ob, y))
-        self._retained_numel += numel
+        y.register_hook(ob.grads.append)
+        self._grad_obs.append(ob)
+        self._grad_numel += numel
 
-    def _read_retained(self, release: bool = False) -> None:
-        """The norms of the gradients kept by :meth:`_watch_grad` that arrived since the last
-        call, in one ``_foreach_norm``; each is then dropped (a second backward through the
-        same graph keeps a new one: its norm joins the first in quadrature, as with a hook).
-        ``release``: the step is over, let go of the outputs too."""
-        arrived = [(ob, y) for ob, y in self._retained if y.grad is not None]
+    def _read_held_grads(self, release: bool = False) -> None:
+        """The norms of the gradients held since the last call, in one ``_foreach_norm``;
+        then the gradients are let go (a second backward through the same graph holds new
+        ones: their norms join the first in quadrature). ``release``: the step is over."""
+        arrived = [ob for ob in self._grad_obs if ob.grads]
         if arrived:
             try:
                 with torch.no_grad():
-                    norms = torch._foreach_norm([y.grad for _, y in arrived])
-                for (ob, _), norm in zip(arrived, norms, strict=True):
-                    ob.gnorms.append(norm)
+                    norms = iter(torch._foreach_norm([g for ob in arrived for g in ob.grads]))
+                for ob in arrived:
+                    ob.gnorms.extend(next(norms) for _ in ob.grads)
             except Exception:  # noqa: BLE001 - one by one: a failure is told per site
-                for ob, y in arrived:
-                    ob.on_grad(y.grad)
-            for _, y in arrived:
-                y.grad = None
+                for ob in arrived:
+                    for g in ob.grads:
+                        ob.on_grad(g)
+            for ob in arrived:
+                ob.grads.clear()
         if release:
-            self._retained = []
-            self._retained_numel = 0
+            self._grad_obs = []
+            self._grad_numel = 0
 
     def _layout(self, site: Site, t: torch.Tensor) -> None:
         """Decide once, at the site's first sight, whether its units are channels."""
@@ -567,8 +567,8 @@ class Monitor:
             return
         self._bwd_queued = False
         grads, self._out_grads = self._out_grads, []
-        if self._retained:
-            self._read_retained()
+        if self._grad_obs:
+            self._read_held_grads()
         if self._held:
             self._check_all_held()
         bad = self._entry_bad
@@ -985,8 +985,8 @@ class Monitor:
             self._flush()  # a new site changes the layout: close the steps before it apart
         if self._lazy:
             self._settle()
-        if self._retained:
-            self._read_retained(release=True)
+        if self._grad_obs:
+            self._read_held_grads(release=True)
         obs, self._obs = self._obs, []
         if not self._ready:
             self._ready_since = time.monotonic()

@@ -45,6 +45,7 @@ class Observation:
     src: tuple[Any, Any, int, int] | None = None  # (x, y, version of the tensor read, of y) until settled
     n_units: int = 0  # C, the length of D
     error: Exception | None = None  # raised in the gradient hook (reported by the monitor)
+    grads: list[torch.Tensor] = field(default_factory=list)  # held by the hook until read
 
     def on_grad(self, g: torch.Tensor) -> None:
         """The gradient hook of the site's output: ||dLoss/dy|| of this call. A bound method
