@@ -21,9 +21,9 @@ logged step   (step % every == 0) site hooks are armed: each site's forward hook
               product), and a gradient hook on its output that is a bare ``list.append``
               (no Python bytecode runs in the backward); the end-of-backward callback takes
               the norms of all held gradients in one warm ``_foreach_norm``. The
-              functional-activation mode is pushed inside the owner modules only. At least PARAM_EVERY (50) steps apart: one
-              ``_foreach_norm`` over parameter gradients and weights, and the update ratio
-              across the optimizer step.
+              functional-activation mode is pushed inside the owner modules only. At least
+              PARAM_EVERY (50) steps apart: one ``_foreach_norm`` over parameter gradients and
+              weights, and the update ratio across the optimizer step.
 host          logged steps are closed on the host together, FLUSH_STEPS (32) at a time or
               FLUSH_SECONDS apart (each step under torch.distributed), and whenever the report,
               the history or revive_dead is asked for: one copy to the host, then the window

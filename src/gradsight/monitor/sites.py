@@ -254,24 +254,27 @@ class Site:
             return int(shape[1])
         return int(shape[-1])
 
+    def _derivative_of(self, x: torch.Tensor | None, y: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """(the f' function, the detached tensor it reads): the output where f' is a function
+        of it, else the input; for gated sites the gate half of the input."""
+        if self.act.is_gated:
+            if x is None:
+                raise ValueError(f"site {self.name!r}: gated activation needs its input")
+            return self.in_deriv, x.detach().chunk(2, dim=-1)[0]  # (..., n)
+        if self.out_deriv is not None:
+            return self.out_deriv, y.detach()
+        if x is None:
+            raise ValueError(f"site {self.name!r}: no input to take the derivative of")
+        return self.in_deriv, x.detach()
+
     def derivative(
         self, x: torch.Tensor | None, y: torch.Tensor, scratch: bool = False
     ) -> torch.Tensor:
         """f'(z) elementwise for the site's units (no autograd graph). Gated sites: the valve
         of the gate, f'(a) with ``a, b = x.chunk(2, -1)``. ``scratch``: the result may live
         in the shared buffer of :func:`scratch_like` (valid until the next such call)."""
-        if self.act.is_gated:
-            if x is None:
-                raise ValueError(f"site {self.name!r}: gated activation needs its input")
-            a = x.detach().chunk(2, dim=-1)[0]  # (..., n)
-            return self.in_deriv(a, scratch_like(a) if scratch else None)
-        if self.out_deriv is not None:
-            t = y.detach()
-            return self.out_deriv(t, scratch_like(t) if scratch else None)
-        if x is None:
-            raise ValueError(f"site {self.name!r}: no input to take the derivative of")
-        t = x.detach()
-        return self.in_deriv(t, scratch_like(t) if scratch else None)
+        fn, t = self._derivative_of(x, y)
+        return fn(t, scratch_like(t) if scratch else None)
 
     def per_unit_sum(self, d: torch.Tensor) -> tuple[torch.Tensor, int]:
         """(sum over samples of f'(z) per unit, samples per unit): the one reduction per site
@@ -290,12 +293,8 @@ class Site:
         advance, one matrix-vector product, and next to no Python."""
         r = self._reducer
         if r is not None and r.fits(y):
-            if self.out_deriv is not None:
-                d = self.out_deriv(y.detach(), r.out)
-            elif x is not None:
-                d = self.in_deriv(x.detach(), r.out)
-            else:
-                raise ValueError(f"site {self.name!r}: no input to take the derivative of")
+            fn, t = self._derivative_of(x, y)
+            d = fn(t, r.out)
             D = torch.mv(r.mat if d is r.out else d.reshape(r.n, -1).t(), r.ones)
             return (D.float() if r.cast else D), r.n
         D, n = self.per_unit_sum(self.derivative(x, y, scratch=True))
