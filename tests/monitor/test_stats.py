@@ -280,3 +280,33 @@ def test_an_output_changed_in_place_later_is_measured_as_its_site_made_it():
     assert rep.layer("gelu#0").steps == 2
     assert rep.layer("gelu#0").grad_norm == pytest.approx(want[1], rel=1e-6)
     assert rep.layer("act").grad_norm == pytest.approx(want[0], rel=1e-6)
+
+
+def test_the_input_of_a_site_whose_derivative_reads_its_output_is_let_go():
+    """ReLU's f' reads y: its input must be freed when the site returns, as without the
+    monitor (autograd keeps only y), not held to the end of the forward."""
+    import weakref
+
+    seen: list[bool] = []
+
+    class Probe(nn.Module):
+        def forward(self, h: torch.Tensor) -> torch.Tensor:
+            seen.append(self.pre() is None)
+            return h
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.act, self.probe, self.out = nn.Linear(4, 8), nn.ReLU(), Probe(), nn.Linear(8, 1)
+            self.fc.register_forward_hook(lambda m, a, z: setattr(self.probe, "pre", weakref.ref(z)))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.probe(self.act(self.fc(x))))
+
+    model = Net()
+    with gs.watch(model, every=1) as mon:
+        for _ in range(3):
+            model(torch.randn(16, 4)).sum().backward()
+            mon.step()
+    assert seen[1:] == [True, True]  # the first forward, which finds the sites, may keep it
+    assert mon.report().layer("act").units == 8

@@ -42,10 +42,10 @@ class Observation:
     n: int  # samples per unit
     gnorms: list[torch.Tensor] = field(default_factory=list)  # () each, from backward hooks
     numel: int = 0  # elements of the site output
-    src: tuple[Any, Any, int, int] | None = None  # (x, y, version of the tensor read, of y) until settled
     n_units: int = 0  # C, the length of D
     error: Exception | None = None  # raised in the gradient hook (reported by the monitor)
-    grads: list[torch.Tensor] = field(default_factory=list)  # held by the hook until read
+    grads: list[tuple[torch.Tensor | None, ...]] = field(default_factory=list)  # node grad tuples held until read
+    nr: int = 0  # which of the node's gradients is the site output's
 
     def on_grad(self, g: torch.Tensor) -> None:
         """The gradient hook of the site's output: ||dLoss/dy|| of this call. A bound method
