@@ -383,13 +383,18 @@ class Monitor:
 
     def _defer(self, site: Site, x: torch.Tensor | None, y: torch.Tensor) -> None:
         """Keep what the site's observation needs until :meth:`_settle`, and its place in
-        forward order: a slot in ``_obs`` filled then. The versions of the tensor f' reads
-        and of y tell whether either was changed in place before the end of the forward."""
-        if site.out_deriv is not None:  # f' reads y: let x go, as autograd does (ReLU,
-            x, read = None, y  # sigmoid, tanh save their output); held to the end of the
-        else:  # forward, each site's input needs fresh memory: 1.096x against 1.062x a step
-            read = x  # at every=1 on the 20x256 ReLU MLP, measured side by side
-        self._lazy.append((len(self._obs), site, x, y, read._version if read is not None else 0, y._version))
+        forward order: a slot in ``_obs`` filled then. Only the tensor f' reads is held (with
+        its version, to tell whether it was changed in place before the end of the forward)
+        and y's autograd node, where the gradient of y as the site made it arrives -- the
+        same tensors autograd keeps for the activation's backward: ReLU, sigmoid and tanh
+        save their output, GELU and SiLU their input. Holding the other one to the end of the
+        forward gives each site fresh memory: 1.096x against 1.062x a step at every=1 on the
+        20x256 ReLU MLP (its input held or let go, measured side by side)."""
+        read = y if site.out_deriv is not None else x
+        if read is None:
+            raise ValueError(f"site {site.name!r}: no input to take the derivative of")
+        node = y.grad_fn if y.requires_grad else None
+        self._lazy.append((len(self._obs), site, read, read._version, node, y.output_nr, y.numel()))
         self._obs.append(None)
 
     def _settle(self) -> None:
@@ -402,15 +407,14 @@ class Monitor:
         lazy, self._lazy = self._lazy, []
         obs, dropped = self._obs, False
         with self._internal():
-            for slot, site, x, y, version, y_version in lazy:
+            for slot, site, read, version, node, nr, numel in lazy:
                 try:
-                    read = site.reads(x, y)
-                    if (read is None or read._version == version) and y._version == y_version:
-                        D, n = site.unit_sums(x, y)
-                        site.units = site.unit_count(y.shape)
-                        ob = obs[slot] = Observation(site, D, n, numel=y.numel(), n_units=site.units)
-                        if y.requires_grad:
-                            self._watch_grad(ob, y)
+                    if read._version == version:
+                        D, n = site.unit_sums(read, read)  # f' reads one tensor: x or y
+                        site.units = units = D.shape[0]
+                        ob = obs[slot] = Observation(site, D, n, numel=numel, n_units=units)
+                        if node is not None:
+                            self._watch_grad(ob, node, nr, numel)
                         continue
                 except Exception as exc:  # noqa: BLE001
                     self.log.record(f"site {site.name}", exc)
@@ -419,21 +423,18 @@ class Monitor:
         if dropped:
             self._obs = [ob for ob in obs if ob is not None]
 
-    def _watch_grad(self, ob: Observation, y: torch.Tensor) -> None:
-        """dLoss/dy for the observation. The hook is a pre-hook on y's autograd node that only
-        appends the node's gradient tuple to ``ob.grads``: a built-in method, which autograd
-        calls without running any Python bytecode (and a node pre-hook costs half what a
-        tensor hook does to register: 1.5 against 2.7 us in a warm loop); the norms of all
-        held gradients are taken in one warm ``_foreach_norm`` at the end of the backward
-        (:meth:`_read_held_grads`). Beyond HOLD_GRADS held elements, or for an output
-        without a node, a tensor hook takes the norm as the gradient passes. Registered
-        after y's version was checked unchanged: the gradient of y as the site made it."""
-        numel = y.numel()
-        node = y.grad_fn
-        if node is None or self._grad_numel + numel > HOLD_GRADS:
-            y.register_hook(ob.on_grad)
+    def _watch_grad(self, ob: Observation, node: Any, nr: int, numel: int) -> None:
+        """dLoss/dy for the observation, from a pre-hook on y's autograd node ``node`` (y is
+        its output ``nr``) that only appends the node's gradient tuple to ``ob.grads``: a
+        built-in method, which autograd calls without running any Python bytecode (and a node
+        pre-hook costs half what a tensor hook does to register: 1.5 against 2.7 us in a warm
+        loop). The norms of all held gradients are taken in one warm ``_foreach_norm`` at the
+        end of the backward (:meth:`_read_held_grads`). Beyond HOLD_GRADS held elements the
+        hook takes the norm as the gradient passes."""
+        ob.nr = nr
+        if self._grad_numel + numel > HOLD_GRADS:
+            node.register_prehook(ob.on_node_grads)
             return
-        ob.nr = y.output_nr
         node.register_prehook(ob.grads.append)
         self._grad_obs.append(ob)
         self._grad_numel += numel

@@ -56,6 +56,12 @@ class Observation:
         except Exception as exc:  # noqa: BLE001 - the user's backward goes on
             self.error = exc
 
+    def on_node_grads(self, grads: tuple[torch.Tensor | None, ...]) -> None:
+        """The pre-hook of the site output's autograd node: :meth:`on_grad` of its gradient."""
+        g = grads[self.nr] if self.nr < len(grads) else None
+        if g is not None:
+            self.on_grad(g)
+
 
 @dataclass
 class _StepEntry:
