@@ -16,10 +16,11 @@ every step    root pre/post hooks: keep references to the inputs (and the CPU RN
               elements, and those of a forward that gets no backward, are summed at once.
               No activation site is touched.
 logged step   (step % every == 0) site hooks are armed: each site's forward hook keeps the
-              tensor f' is read from, and at the end of the forward one loop takes per site
-              one derivative kernel and ONE reduction (per-unit sum of f'(z), a matrix-vector
-              product), and a gradient hook on its output that is a bare ``list.append``
-              (no Python bytecode runs in the backward); the end-of-backward callback takes
+              tensor f' is read from and the output's autograd node, and at the end of the
+              forward one loop takes per site one derivative kernel and ONE reduction
+              (per-unit sum of f'(z), a matrix-vector product), and registers on that node a
+              gradient pre-hook that is a bare ``list.append`` (no Python bytecode runs in
+              the backward); the end-of-backward callback takes
               the norms of all held gradients in one warm ``_foreach_norm``. The
               functional-activation mode is pushed inside the owner modules only. At least
               PARAM_EVERY (50) steps apart: one ``_foreach_norm`` over parameter gradients and
@@ -159,8 +160,9 @@ class Monitor:
         # step state
         self._logged = True
         self._obs: list[Observation | None] = []  # None: a slot _settle fills
-        # observed, derivative sums not yet taken: (slot in _obs, site, x, y, versions read)
-        self._lazy: list[tuple[int, Site, Any, torch.Tensor, int, int]] = []
+        # observed, derivative sums not yet taken (see _defer):
+        # (slot in _obs, site, tensor f' reads, its version, y's autograd node, y's output_nr, y.numel())
+        self._lazy: list[tuple[int, Site, torch.Tensor, int, Any, int, int]] = []
         self._grad_obs: list[Observation] = []  # observations whose gradient hooks hold gradients
         self._grad_numel = 0
         # logged steps done on the device, not yet on the host: (step, observations, params)
@@ -390,7 +392,7 @@ class Monitor:
         save their output, GELU and SiLU their input. Holding the other one to the end of the
         forward gives each site fresh memory: 1.096x against 1.062x a step at every=1 on the
         20x256 ReLU MLP (its input held or let go, measured side by side)."""
-        read = y if site.out_deriv is not None else x
+        read = site.reads(x, y)
         if read is None:
             raise ValueError(f"site {site.name!r}: no input to take the derivative of")
         node = y.grad_fn if y.requires_grad else None
@@ -691,20 +693,6 @@ class Monitor:
     @guarded("activation hook")
     def _on_site_post(self, module: nn.Module, args: Any, output: Any) -> None:
         if self._replaying:
-            return
-        site = self._site_of_module.get(module)
-        if (  # the usual call of a known site: only kept until the end of the forward
-            site is not None
-            and type(output) is torch.Tensor
-            and not self._discovering
-            and not site.eager
-            and site.units is not None
-            and torch.is_grad_enabled()
-            and output.is_floating_point()
-            and output.numel() < EAGER_NUMEL
-        ):
-            x = args[0] if args and type(args[0]) is torch.Tensor and not site.inplace else None
-            self._defer(site, x, output)
             return
         self._measure_module_site(module, args, output)
 
