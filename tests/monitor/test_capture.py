@@ -139,6 +139,74 @@ def test_an_output_changed_in_place_after_the_activation_is_measured_as_it_was()
     assert layer.mean_derivative == pytest.approx(sum(expected[1:]) / 2, rel=1e-6)
 
 
+def test_a_module_site_whose_output_is_changed_in_place_later_is_dropped_once_then_hooked():
+    """From the second step on a module site's hook only notes (site, y, y's version); when y
+    was changed in place before the end of the forward, that step is not measured and the site
+    is measured in its hook from the next step on."""
+
+    class M(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.act, self.b = nn.Linear(16, 16), nn.ELU(), nn.Linear(16, 4)
+            self.scale = False
+
+        def forward(self, x):
+            h = self.act(self.a(x))
+            if self.scale:
+                h.mul_(-3.0)  # legal: ELU's backward reads its input
+            return self.b(h)
+
+    torch.manual_seed(0)
+    model = M()
+    expected = []
+    with gs.watch(model, every=1) as mon:
+        g = torch.Generator().manual_seed(0)
+        for step in range(4):
+            model.scale = step >= 1
+            x = torch.randn(32, 16, generator=g)
+            with torch.no_grad():
+                z = model.a(x)
+                expected.append(torch.where(z > 0, 1.0, torch.exp(z)).mean().item())
+            model(x).sum().backward()
+            mon.step()
+    rep = mon.report()
+    assert not rep.errors
+    layer = rep.layer("act")
+    assert layer.steps == 3  # step 1 (index) noted y, which changed before it was read
+    want = (expected[0] + expected[2] + expected[3]) / 3
+    assert layer.mean_derivative == pytest.approx(want, rel=1e-6)
+
+
+def test_a_replayed_forward_adds_no_observations():
+    """The replay that locates a NaN runs the model's forward again with the site hooks armed;
+    what they note there is not an observation of the step."""
+
+    class M(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.act, self.b = nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4)
+            self.fault = False
+
+        def forward(self, x):
+            h = self.act(self.a(x))
+            if self.fault:  # forward: sqrt(0) = 0; backward: 0 * 1/(2 sqrt 0) = nan
+                h = h + 0.0 * torch.sqrt(h - h)
+            return self.b(h)
+
+    torch.manual_seed(0)
+    model = M()
+    g = torch.Generator().manual_seed(0)
+    with gs.watch(model, every=1, window=8) as mon:
+        for step in range(3):
+            model.fault = step == 1
+            model(torch.randn(8, 16, generator=g)).pow(2).mean().backward()
+            model.zero_grad()
+            mon.step()
+    # the backward origin is found by replaying the forward with gradients on
+    assert mon.events["backward"].op == "sqrt"
+    assert mon.report().layer("act").samples == 3 * 8
+
+
 def test_hooks_and_mode_removed_on_exit():
     model = Stack()
     before = _hooks(model)
@@ -230,22 +298,31 @@ _DYNAMO_GRAD_WARNING = "ignore:The .grad attribute of a Tensor that is not a lea
 
 @pytest.mark.filterwarnings(_DYNAMO_GRAD_WARNING)
 @pytest.mark.parametrize("backend", ["eager", "aot_eager"])
-def test_torch_compile(backend):
+@pytest.mark.parametrize(
+    ("make", "shape"),
+    [(lambda: Stack(n=2), (4, 3, 16)), (lambda: mlp(act=nn.Sigmoid, depth=3), (8, 16))],
+    ids=["functional", "modules"],
+)
+def test_torch_compile(backend, make, shape):
     torch._dynamo.reset()
-    model = Stack(n=2)
+    model = make()
     compiled = torch.compile(model, backend=backend)
-    ref = Stack(n=2)
+    ref = make()
     ref.load_state_dict(model.state_dict())
-    x = torch.randn(4, 3, 16)
+    x = torch.randn(*shape)
+    # three steps: the first discovers the sites, the later ones run the armed site hooks
     with gs.watch(model, every=1) as mon:
-        compiled(x).pow(2).mean().backward()
-        mon.step()
+        for _ in range(3):
+            compiled(x).pow(2).mean().backward()
+            mon.step()
     with gs.watch(ref, every=1) as mon_ref:
-        ref(x).pow(2).mean().backward()
-        mon_ref.step()
+        for _ in range(3):
+            ref(x).pow(2).mean().backward()
+            mon_ref.step()
     got, want = mon.report(), mon_ref.report()
     assert not got.errors
     assert [ls.name for ls in got.layers] == [ls.name for ls in want.layers]
+    assert [ls.steps for ls in got.layers] == [3] * len(want.layers)
     for a, b in zip(got.layers, want.layers, strict=False):
         assert a.grad_norm == pytest.approx(b.grad_norm, rel=1e-5)
         assert a.mean_derivative == pytest.approx(b.mean_derivative, rel=1e-5)

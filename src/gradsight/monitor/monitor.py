@@ -16,8 +16,10 @@ every step    root pre/post hooks: keep references to the inputs (and the CPU RN
               elements, and those of a forward that gets no backward, are summed at once.
               No activation site is touched.
 logged step   (step % every == 0) site hooks are armed: each site's forward hook keeps the
-              tensor f' is read from and the output's autograd node, and at the end of the
-              forward one loop takes per site one derivative kernel and ONE reduction
+              tensor f' is read from and the output's autograd node (a module site seen
+              before whose f' reads its output: only (site, y, y's version), see _fast_hook),
+              and at the end of the forward one loop takes per site one derivative kernel
+              and ONE reduction
               (per-unit sum of f'(z), a matrix-vector product), and registers on that node a
               gradient pre-hook that is a bare ``list.append`` (no Python bytecode runs in
               the backward); the end-of-backward callback takes
@@ -159,10 +161,15 @@ class Monitor:
 
         # step state
         self._logged = True
-        self._obs: list[Observation | None] = []  # None: a slot _settle fills
-        # observed, derivative sums not yet taken (see _defer):
-        # (slot in _obs, site, tensor f' reads, its version, y's autograd node, y's output_nr, y.numel())
-        self._lazy: list[tuple[int, Site, torch.Tensor, int, Any, int, int]] = []
+        # this step's observations in forward order; the list is never replaced (the fast
+        # site hooks hold its append). Entries from _settled on may still be tuples that
+        # _settle turns into Observations (None: dropped):
+        #   (site, y, y's version)                          a fast hook's (see _fast_hook)
+        #   (site, tensor f' reads, its version, y's node, y.output_nr, y.numel())   _defer's
+        self._obs: list[Any] = []
+        self._settled = 0
+        self._rearm = False  # a site left the fast hook: arm anew at the next logged step
+        self._fast_hooks: dict[nn.Module, tuple[Site, Any]] = {}  # see _fast_hook
         self._grad_obs: list[Observation] = []  # observations whose gradient hooks hold gradients
         self._grad_numel = 0
         # logged steps done on the device, not yet on the host: (step, observations, params)
@@ -241,6 +248,7 @@ class Monitor:
             self._out_grads = []
             self._held = []
             self._grad_obs = []
+            self._fast_hooks.clear()
             self.closed = True
             for sink in self.sinks:
                 try:
@@ -269,6 +277,9 @@ class Monitor:
         self._logged = self.step_index % self.every == 0
         try:
             if self._logged:
+                if self._rearm:
+                    self._rearm = False
+                    self._disarm()
                 self._arm()
             else:
                 self._disarm()
@@ -371,9 +382,11 @@ class Monitor:
                 if site not in self._disc_order:
                     self._disc_order.append(site)
                 self._link_incoming(site, x if x is not None else y)
-            if pre is None and not site.eager and y.numel() < EAGER_NUMEL:
-                self._defer(site, x, y)  # settled at the end of the forward
-                return
+            if pre is None and not site.eager:
+                if y.numel() < EAGER_NUMEL:
+                    self._defer(site, x, y)  # settled at the end of the forward
+                    return
+                site.eager = True  # large: measured in its hook, this step and the next ones
             D, n = pre if pre is not None else site.unit_sums(x, y)  # (C,)
             site.units = site.unit_count(y.shape)
             ob = Observation(site, D, n, numel=y.numel(), n_units=site.units)
@@ -384,8 +397,8 @@ class Monitor:
             self._busy -= 1
 
     def _defer(self, site: Site, x: torch.Tensor | None, y: torch.Tensor) -> None:
-        """Keep what the site's observation needs until :meth:`_settle`, and its place in
-        forward order: a slot in ``_obs`` filled then. Only the tensor f' reads is held (with
+        """Keep what the site's observation needs until :meth:`_settle`, in its place in
+        forward order in ``_obs``. Only the tensor f' reads is held (with
         its version, to tell whether it was changed in place before the end of the forward)
         and y's autograd node, where the gradient of y as the site made it arrives -- the
         same tensors autograd keeps for the activation's backward: ReLU, sigmoid and tanh
@@ -396,8 +409,7 @@ class Monitor:
         if read is None:
             raise ValueError(f"site {site.name!r}: no input to take the derivative of")
         node = y.grad_fn if y.requires_grad else None
-        self._lazy.append((len(self._obs), site, read, read._version, node, y.output_nr, y.numel()))
-        self._obs.append(None)
+        self._obs.append((site, read, read._version, node, y.output_nr, y.numel()))
 
     def _settle(self) -> None:
         """Per-unit derivative sums of the observations made since the last call, in one warm
@@ -406,24 +418,48 @@ class Monitor:
         tensors read are alive until the backward anyway; one changed in place since its site
         ran (its version moved) is not measured this step, and the site is measured in its
         hook from then on. The output's gradient hook is registered here too (:meth:`_watch_grad`)."""
-        lazy, self._lazy = self._lazy, []
         obs, dropped = self._obs, False
         with self._internal():
-            for slot, site, read, version, node, nr, numel in lazy:
+            for i in range(self._settled, len(obs)):
+                entry = obs[i]
+                if type(entry) is not tuple:
+                    continue  # measured in its hook
+                site = entry[0]
                 try:
+                    if len(entry) == 3:  # a fast hook's: y is what f' reads
+                        _, read, version = entry
+                        if not isinstance(read, torch.Tensor) or not read.is_floating_point():
+                            obs[i], dropped = None, True
+                            continue
+                        node = read.grad_fn if read.requires_grad else None
+                        nr, numel = read.output_nr, read.numel()
+                        if numel >= EAGER_NUMEL:  # large: from the next step on, in its hook
+                            site.eager = self._rearm = True
+                    else:
+                        _, read, version, node, nr, numel = entry
                     if read._version == version:
                         D, n = site.unit_sums(read, read)  # f' reads one tensor: x or y
                         site.units = units = D.shape[0]
-                        ob = obs[slot] = Observation(site, D, n, numel=numel, n_units=units)
+                        ob = obs[i] = Observation(site, D, n, numel=numel, n_units=units)
                         if node is not None:
                             self._watch_grad(ob, node, nr, numel)
                         continue
                 except Exception as exc:  # noqa: BLE001
                     self.log.record(f"site {site.name}", exc)
-                site.eager = True
-                dropped = True
+                site.eager = self._rearm = True
+                obs[i], dropped = None, True
         if dropped:
-            self._obs = [ob for ob in obs if ob is not None]
+            obs[:] = [ob for ob in obs if ob is not None]
+        self._settled = len(obs)
+
+    def _take_observations(self) -> list[Observation]:
+        """This step's observations, settled, and an empty list for the next step's."""
+        if self._settled < len(self._obs):
+            self._settle()
+        obs = list(self._obs)
+        self._obs.clear()
+        self._settled = 0
+        return obs
 
     def _watch_grad(self, ob: Observation, node: Any, nr: int, numel: int) -> None:
         """dLoss/dy for the observation, from a pre-hook on y's autograd node ``node`` (y is
@@ -508,7 +544,7 @@ class Monitor:
         self._root_depth = max(self._root_depth - 1, 0)
         if self._root_depth > 0:
             return
-        if self._lazy:
+        if self._settled < len(self._obs):
             self._settle()
         if self._discovering:
             self._end_discovery()
@@ -640,6 +676,10 @@ class Monitor:
             inside_owner = any(o == "" or path.startswith(o + ".") for o in owners)
             site = self._module_site(module) if bool(getattr(module, "inplace", False)) else None
             overwrites = site is not None and site.out_deriv is None
+            fast = None if inside_owner or overwrites else self._fast_hook(module)
+            if fast is not None:
+                self._armed.append(module.register_forward_hook(fast))
+                continue
             if inside_owner or overwrites:
                 self._armed.append(module.register_forward_pre_hook(self._on_site_pre))
             self._armed.append(
@@ -654,6 +694,31 @@ class Monitor:
                 continue
             self._armed.append(mod.register_forward_pre_hook(functools.partial(self._on_owner_pre, path)))
             self._armed.append(mod.register_forward_hook(self._on_owner_post, always_call=True))
+
+    def _fast_hook(self, module: nn.Module) -> Any:
+        """The forward hook of a module site seen before whose f' reads its output, where no
+        functional mode has to be kept out and nothing is overwritten: it only puts (site, y,
+        y's version) in the step's list, and :meth:`_settle` does the rest at the end of the
+        forward, warm. (The full hook runs ~15 Python calls cold, right after the model's
+        kernels.) None for every other site."""
+        site = self._site_of_module.get(module)
+        if site is None or not site.units or site.out_deriv is None or site.eager or site.act.is_gated:
+            return None
+        cached = self._fast_hooks.get(module)
+        if cached is not None and cached[0] is site:
+            return cached[1]
+        append, log, grad_enabled = self._obs.append, self.log, torch.is_grad_enabled
+
+        @no_compile
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            try:
+                if grad_enabled():
+                    append((site, output, output._version))
+            except Exception as exc:  # noqa: BLE001 - never crash the loop
+                log.record(f"activation hook {site.name}", exc)
+
+        self._fast_hooks[module] = (site, hook)
+        return hook
 
     def _disarm(self) -> None:
         for h in self._armed:
@@ -955,10 +1020,13 @@ class Monitor:
     @contextlib.contextmanager
     def _replay_guard(self) -> Iterator[None]:
         self._replaying = True
+        n = len(self._obs)
         try:
             yield
         finally:
             self._replaying = False
+            del self._obs[n:]  # what the fast site hooks saw of the replay
+            self._settled = min(self._settled, n)
 
     def _process_pending(self) -> None:
         pending, self._pending = self._pending, []
@@ -998,11 +1066,9 @@ class Monitor:
         under torch.distributed, where every rank must all_reduce at the same step)."""
         if len(self.sites) != self._ready_sites:
             self._flush()  # a new site changes the layout: close the steps before it apart
-        if self._lazy:
-            self._settle()
+        obs = self._take_observations()
         if self._grad_obs:
             self._read_held_grads(release=True)
-        obs, self._obs = self._obs, []
         if not self._ready:
             self._ready_since = time.monotonic()
         self._ready.append((self.step_index, obs, self._params.take(self.step_index)))
@@ -1017,11 +1083,12 @@ class Monitor:
         """Close the waiting logged steps on the host: one copy, then per step the window
         and a history record (and the sinks' line). ``partial`` also closes the step in
         progress (its forward seen, ``step()`` not yet called)."""
-        if self._lazy:
-            self._settle()
         if partial and self._obs:
-            obs, self._obs = self._obs, []
-            self._ready.append((self.step_index, obs, self._params.take(self.step_index)))
+            obs = self._take_observations()
+            if obs:
+                self._ready.append((self.step_index, obs, self._params.take(self.step_index)))
+        elif self._settled < len(self._obs):
+            self._settle()
         ready, self._ready = self._ready, []
         self._ready_sites = len(self.sites)
         if not ready:
