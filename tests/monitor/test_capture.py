@@ -106,63 +106,43 @@ def test_inplace_functional_relu():
     assert 0.2 < rep.layers[0].mean_derivative < 0.8
 
 
-def test_an_output_changed_in_place_after_the_activation_is_measured_as_it_was():
-    """Sites are measured at the end of the forward; an ELU output scaled in place before that
-    (legal: ELU's backward reads its input) must not be read changed."""
+class _ScaledELU(nn.Module):
+    """Linear -> ELU -> (scaled in place from step ``scale_from`` on) -> Linear. Scaling is
+    legal (ELU's backward reads its input), and elu'(z) read from the scaled output would be
+    wrong (and negative)."""
 
-    class M(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 4)
+    def __init__(self, functional: bool) -> None:
+        super().__init__()
+        self.a, self.act, self.b = nn.Linear(16, 16), nn.ELU(), nn.Linear(16, 4)
+        self.functional, self.scale = functional, False
 
-        def forward(self, x):
-            h = F.elu(self.a(x))
-            h.mul_(-3.0)  # elu'(z) read from this would be wrong (and negative)
-            return self.b(h)
+    def forward(self, x):
+        h = F.elu(self.a(x)) if self.functional else self.act(self.a(x))
+        if self.scale:
+            h.mul_(-3.0)
+        return self.b(h)
 
+
+@pytest.mark.parametrize(
+    ("functional", "scale_from", "measured"),
+    [
+        # sites are measured at the end of the forward: the first step's output was read
+        # changed, so it is dropped; from then on the site is measured in its hook
+        (True, 0, [1, 2, 3]),
+        # from the second step on a module site's hook only notes (site, y, y's version):
+        # the step whose y changed is dropped, then the site is measured in its hook
+        (False, 1, [0, 2, 3]),
+    ],
+    ids=["functional", "module"],
+)
+def test_an_output_changed_in_place_after_the_activation_is_never_read_changed(functional, scale_from, measured):
     torch.manual_seed(0)
-    model = M()
-    expected = []
-    with gs.watch(model, every=1) as mon:
-        g = torch.Generator().manual_seed(0)
-        for _ in range(3):
-            x = torch.randn(32, 16, generator=g)
-            with torch.no_grad():
-                z = model.a(x)
-                expected.append(torch.where(z > 0, 1.0, torch.exp(z)).mean().item())
-            model(x).sum().backward()
-            mon.step()
-    rep = mon.report()
-    assert not rep.errors
-    layer = rep.layer("elu#0")
-    assert layer.steps == 2  # the first step was read too late; later ones in the hook
-    assert layer.mean_derivative == pytest.approx(sum(expected[1:]) / 2, rel=1e-6)
-
-
-def test_a_module_site_whose_output_is_changed_in_place_later_is_dropped_once_then_hooked():
-    """From the second step on a module site's hook only notes (site, y, y's version); when y
-    was changed in place before the end of the forward, that step is not measured and the site
-    is measured in its hook from the next step on."""
-
-    class M(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.a, self.act, self.b = nn.Linear(16, 16), nn.ELU(), nn.Linear(16, 4)
-            self.scale = False
-
-        def forward(self, x):
-            h = self.act(self.a(x))
-            if self.scale:
-                h.mul_(-3.0)  # legal: ELU's backward reads its input
-            return self.b(h)
-
-    torch.manual_seed(0)
-    model = M()
+    model = _ScaledELU(functional)
     expected = []
     with gs.watch(model, every=1) as mon:
         g = torch.Generator().manual_seed(0)
         for step in range(4):
-            model.scale = step >= 1
+            model.scale = step >= scale_from
             x = torch.randn(32, 16, generator=g)
             with torch.no_grad():
                 z = model.a(x)
@@ -171,10 +151,9 @@ def test_a_module_site_whose_output_is_changed_in_place_later_is_dropped_once_th
             mon.step()
     rep = mon.report()
     assert not rep.errors
-    layer = rep.layer("act")
-    assert layer.steps == 3  # step 1 (index) noted y, which changed before it was read
-    want = (expected[0] + expected[2] + expected[3]) / 3
-    assert layer.mean_derivative == pytest.approx(want, rel=1e-6)
+    layer = rep.layer("elu#0" if functional else "act")
+    assert layer.steps == len(measured)
+    assert layer.mean_derivative == pytest.approx(sum(expected[i] for i in measured) / len(measured), rel=1e-6)
 
 
 def test_a_replayed_forward_adds_no_observations():
