@@ -419,6 +419,8 @@ class Monitor:
         ran (its version moved) is not measured this step, and the site is measured in its
         hook from then on. The output's gradient hook is registered here too (:meth:`_watch_grad`)."""
         obs, dropped = self._obs, False
+        if self._settled == len(obs):
+            return
         with self._internal():
             for i in range(self._settled, len(obs)):
                 entry = obs[i]
@@ -454,8 +456,7 @@ class Monitor:
 
     def _take_observations(self) -> list[Observation]:
         """This step's observations, settled, and an empty list for the next step's."""
-        if self._settled < len(self._obs):
-            self._settle()
+        self._settle()
         obs = list(self._obs)
         self._obs.clear()
         self._settled = 0
@@ -544,8 +545,7 @@ class Monitor:
         self._root_depth = max(self._root_depth - 1, 0)
         if self._root_depth > 0:
             return
-        if self._settled < len(self._obs):
-            self._settle()
+        self._settle()
         if self._discovering:
             self._end_discovery()
         if output is None:
@@ -702,7 +702,7 @@ class Monitor:
         forward, warm. (The full hook runs ~15 Python calls cold, right after the model's
         kernels.) None for every other site."""
         site = self._site_of_module.get(module)
-        if site is None or not site.units or site.out_deriv is None or site.eager or site.act.is_gated:
+        if site is None or not site.units or site.out_deriv is None or site.eager:  # gated: no out_deriv
             return None
         cached = self._fast_hooks.get(module)
         if cached is not None and cached[0] is site:
@@ -1083,11 +1083,11 @@ class Monitor:
         """Close the waiting logged steps on the host: one copy, then per step the window
         and a history record (and the sinks' line). ``partial`` also closes the step in
         progress (its forward seen, ``step()`` not yet called)."""
-        if partial and self._obs:
+        if partial:
             obs = self._take_observations()
             if obs:
                 self._ready.append((self.step_index, obs, self._params.take(self.step_index)))
-        elif self._settled < len(self._obs):
+        else:
             self._settle()
         ready, self._ready = self._ready, []
         self._ready_sites = len(self.sites)

@@ -113,6 +113,7 @@ def _fast_output_derivative(act: Any) -> Any:
         return None
     # the common ones in one kernel each (the catalog's formulas take two or three):
     # relu's output is >= 0, so sign(y) is its step; sigmoid: y - y*y; tanh: 1 - y*y
+    fallback = lambda y, out=None: public(y)  # noqa: E731
     name = getattr(act, "name", None)
     if name == "relu":
         return lambda y, out=None: torch.sign(y, out=out)
@@ -126,9 +127,9 @@ def _fast_output_derivative(act: Any) -> Any:
         formula = act._spec.output_df(act._params)
         ops, params = _ops.torch_ops(), act._params
     except (AttributeError, ImportError, TypeError):
-        return lambda y, out=None: public(y)
+        return fallback
     if formula is None:
-        return lambda y, out=None: public(y)
+        return fallback
     return lambda y, out=None: formula(ops, y, params)
 
 
@@ -136,6 +137,7 @@ def _fast_derivative(act: Any) -> Any:
     """(x, out=None) -> f'(x) from the catalog's formula with its kink convention at x == 0
     (PyTorch's by default), without the NaN masking; falls back to ``act.derivative``.
     ``out`` is not used (the formulas take several kernels)."""
+    fallback = lambda x, out=None: act.derivative(x)  # noqa: E731
     try:
         from gradsight.activations import _ops
 
@@ -144,9 +146,9 @@ def _fast_derivative(act: Any) -> Any:
         ops = _ops.torch_ops()
         at_zero = params.get("derivative_at_zero")
     except (AttributeError, ImportError):
-        return lambda x, out=None: act.derivative(x)
+        return fallback
     if df is None:
-        return lambda x, out=None: act.derivative(x)
+        return fallback
     if kink is None or at_zero is None:
         return lambda x, out=None: df(ops, x, params)
     return lambda x, out=None: ops.where(x == 0, at_zero, df(ops, x, params))
