@@ -262,3 +262,71 @@ def test_a_large_output_is_checked_at_the_end_of_the_forward(monkeypatch):
         mon.step()
     (f,) = _forward_findings(mon)
     assert f.evidence["module"] == "blocks.2"
+
+
+# ---- one host read for the whole check (one synchronisation on an accelerator) -----------
+@pytest.fixture
+def one_sync(monkeypatch):
+    """all_finite as it runs off the CPU (sums stacked, one read), here on the CPU, and a
+    count of the host reads of tensors."""
+    from gradsight.monitor import _util
+
+    monkeypatch.setattr(_util, "SYNC_FREE_DEVICES", ())
+    reads = []
+    for name in ("__float__", "__bool__", "item"):
+        orig = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _orig=orig, **k):
+            reads.append(tuple(self.shape))
+            return _orig(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return reads
+
+
+def test_all_finite_reads_a_list_at_once_and_confirms_a_nonfinite_sum(one_sync):
+    from gradsight.monitor._util import all_finite
+
+    ok = [torch.randn(4, 3), torch.randn(7), torch.randn(2, 2, dtype=torch.float64)]
+    assert all_finite(ok) and len(one_sync) == 1
+    big = [torch.full((2,), 3e38), torch.full((3,), 3e38)]  # finite, but the sums overflow
+    assert all_finite(big)
+    huge64 = [torch.tensor([1e300], dtype=torch.float64), torch.ones(2, dtype=torch.float64)]  # > float32 range
+    assert all_finite(huge64)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        t = torch.randn(5)
+        t[3] = bad
+        assert not all_finite([torch.randn(4), t])
+    assert not all_finite([torch.ones(2, dtype=torch.complex64) * float("nan"), torch.ones(3)])
+    assert all_finite([torch.ones(2, dtype=torch.complex64), torch.ones(3)])
+    assert all_finite([]) and all_finite([torch.empty(0), torch.ones(1)])
+
+
+@pytest.mark.parametrize("model", ["bias-entry", "hooked-entry"])
+def test_a_step_reads_the_host_once_to_check_for_nan(one_sync, model):
+    net = Net(None, 0) if model == "bias-entry" else EmbedNet(fault=False)
+    make_x = (lambda: torch.randn(6, 8)) if model == "bias-entry" else (lambda: torch.randint(0, 50_000, (6,)))
+    with gs.watch(net, every=10) as mon:
+        for step in range(3):
+            one_sync.clear()
+            F.cross_entropy(net(make_x()), torch.randint(0, 2, (6,))).backward()
+            mon.step()
+            if step > 0:  # step 0 is logged and finds the model's layout
+                assert len(one_sync) == 1, one_sync
+        assert bool(mon._hooked_entries) == (model == "hooked-entry")
+    assert not [f for f in mon.report().findings if f.kind == "non_finite"]
+
+
+@pytest.mark.parametrize("where", ["forward", "backward-bias", "backward-embedding"])
+def test_nan_origins_are_found_when_the_check_reads_the_host_once(one_sync, where):
+    if where == "backward-embedding":
+        model, x = EmbedNet(fault=True), torch.randint(0, 50_000, (6,))
+        want = ("backward", "block")
+    else:
+        model, x = Net(where.split("-")[0], 2), torch.randn(16, 8)
+        want = (where.split("-")[0], "blocks.2")
+    with gs.watch(model) as mon:
+        F.cross_entropy(model(x), torch.randint(0, 2, (x.shape[0],))).backward()
+        mon.step()
+    (f,) = [f for f in mon.report().findings if f.kind == "non_finite" and f.evidence["phase"] == want[0]]
+    assert f.evidence["module"] == want[1]

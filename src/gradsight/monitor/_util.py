@@ -95,14 +95,28 @@ def float_tensors(obj: Any) -> list[torch.Tensor]:
     return [t for t in tensors_in(obj) if t.is_floating_point() or t.is_complex()]
 
 
+# devices where reading a number on the host waits for nothing (no queue of kernels to drain)
+SYNC_FREE_DEVICES = ("cpu",)
+
+
 def all_finite(tensors: list[torch.Tensor]) -> bool:
-    """True when every element of every tensor is finite. One sum per tensor (cheap); a
-    non-finite sum (which overflow can also give) is confirmed elementwise."""
-    for t in tensors:
-        if t.numel() == 0:
-            continue
-        s = float(t.detach().sum())  # one reduction, one scalar to the host
-        if not math.isfinite(s) and not bool(torch.isfinite(t.detach()).all()):
+    """True when every element of every tensor is finite, judged from one sum per tensor (a
+    non-finite sum, which overflow can also give, is confirmed elementwise). On an
+    accelerator the sums of tensors on one device reach the host together: one
+    synchronisation for the list, not one per tensor, each of which would drain the queue."""
+    ts = [t.detach() for t in tensors if t.numel() > 0]
+    if len(ts) > 1 and ts[0].device.type not in SYNC_FREE_DEVICES:
+        dev = ts[0].device
+        if all(t.device == dev and t.is_floating_point() for t in ts):  # complex: one by one
+            try:
+                total = torch.stack([t.sum(dtype=torch.float32) for t in ts]).sum()
+            except RuntimeError:  # a dtype the device cannot sum to float32: one by one
+                total = None
+            if total is not None and math.isfinite(float(total)):
+                return True
+    for t in ts:
+        s = t.sum()  # one reduction, one scalar to the host
+        if not math.isfinite(abs(complex(s)) if s.is_complex() else float(s)) and not bool(torch.isfinite(t).all()):
             return False
     return True
 

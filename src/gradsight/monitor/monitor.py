@@ -11,8 +11,9 @@ later, warm:
 every step    root pre/post hooks: keep references to the inputs (and the CPU RNG state when
               the forward has random ops) and to the outputs; a pre-hook on the outputs'
               autograd node queues the end-of-backward callback, where the entry layers' bias
-              (or small weight) gradient and the outputs are summed: the non-finite checks of
-              both passes in one place (one host sync on a GPU). Outputs over HOLD_OUTPUTS
+              (or small weight) gradient -- for an embedding, its output gradient, kept by a
+              bare ``list.append`` hook -- and the outputs are summed: the non-finite checks of
+              both passes in one place, one host read (one sync on a GPU). Outputs over HOLD_OUTPUTS
               elements, and those of a forward that gets no backward, are summed at once.
               No activation site is touched.
 logged step   (step % every == 0) site hooks are armed: each site's forward hook keeps the
@@ -155,7 +156,7 @@ class Monitor:
         self._entries: list[nn.Module] = []
         self._hooked_entries: list[nn.Module] = []  # checked by a gradient hook on the output
         self._entry_params: list[nn.Parameter] = []  # checked by their .grad at end of backward
-        self._entry_bad = False
+        self._entry_grads: list[torch.Tensor] = []  # output gradients of _hooked_entries, this backward
         self._random = True  # the forward draws random numbers (known after discovery)
         self._pre_D: dict[nn.Module, tuple[torch.Tensor, int]] = {}
 
@@ -247,6 +248,7 @@ class Monitor:
             self._inputs = None
             self._out_grads = []
             self._held = []
+            self._entry_grads.clear()
             self._grad_obs = []
             self._fast_hooks.clear()
             self.closed = True
@@ -268,6 +270,7 @@ class Monitor:
         try:
             if self._held:  # forwards of this step that got no backward
                 self._check_all_held()
+            self._entry_grads.clear()  # of a backward that did not pass the model's output
             self._process_pending()
             if self._logged:
                 self._close_logged()
@@ -620,18 +623,28 @@ class Monitor:
         grads, self._out_grads = self._out_grads, []
         if self._grad_obs:
             self._read_held_grads()
-        if self._held:
-            self._check_all_held()
-        bad = self._entry_bad
-        self._entry_bad = False
-        if self.check_nonfinite and self._entry_params:
-            bad = bad or not all_finite([p.grad for p in self._entry_params if p.grad is not None])
+        loss = [g for g in grads if g is not None]
+        ok, bad = True, False
+        if self.check_nonfinite:
+            # the forward outputs held to here, the entry layers' gradients (a backward NaN
+            # reaches them) and, with no entry layers, the loss gradient: everything finite,
+            # the common case, is known from one host read (one sync on an accelerator)
+            entry = [p.grad for p in self._entry_params if p.grad is not None] + self._entry_grads
+            outs = [t for held in self._held for t in held[0]]
+            ok = all_finite(outs + entry + ([] if self._entries else loss))
+            if ok:
+                self._held = []
+            else:
+                self._check_all_held()
+                bad = not all_finite(entry)
+        self._entry_grads.clear()
         if self._logged and self._param_step():
             bad = (not self._params.read_grads()) or bad
         if not self.check_nonfinite:
             return
         # a non-finite loss gradient reaches the entry layers too: check it only to blame it
-        bad_loss = (bad or not self._entries) and not all_finite([g for g in grads if g is not None])
+        loss_finite = ok and not self._entries  # already part of the check above
+        bad_loss = (bad or not self._entries) and not loss_finite and not all_finite(loss)
         if bad or bad_loss:
             self._backward_nonfinite(grads, bad_loss)
 
@@ -641,14 +654,8 @@ class Monitor:
         if self._replaying or not torch.is_grad_enabled() or not self.check_nonfinite:
             return
         for t in float_tensors(output):
-            if t.requires_grad:
-                t.register_hook(self._on_entry_grad)
-
-    @no_compile
-    @guarded("entry gradient hook")
-    def _on_entry_grad(self, g: torch.Tensor) -> None:
-        if not self._replaying and not all_finite([g]):
-            self._entry_bad = True
+            if t.requires_grad:  # kept to the end of the backward and checked there
+                t.register_hook(self._entry_grads.append)
 
     @guarded("optimizer pre-step hook")
     def _on_opt_pre(self, optimizer: Any, args: Any, kwargs: Any) -> None:
