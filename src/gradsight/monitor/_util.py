@@ -99,24 +99,31 @@ def float_tensors(obj: Any) -> list[torch.Tensor]:
 SYNC_FREE_DEVICES = ("cpu",)
 
 
+def _sums_finite_at_once(ts: list[torch.Tensor]) -> bool:
+    """True when the sum of the tensors' float32 sums is finite, read with one host sync;
+    False also when it cannot tell that way (several devices, complex or unsupported dtypes)."""
+    dev = ts[0].device
+    if not all(t.device == dev and t.is_floating_point() for t in ts):
+        return False
+    try:
+        total = torch.stack([t.sum(dtype=torch.float32) for t in ts]).sum()
+    except RuntimeError:  # a dtype the device cannot sum to float32
+        return False
+    return math.isfinite(float(total))
+
+
 def all_finite(tensors: list[torch.Tensor]) -> bool:
     """True when every element of every tensor is finite, judged from one sum per tensor (a
     non-finite sum, which overflow can also give, is confirmed elementwise). On an
     accelerator the sums of tensors on one device reach the host together: one
     synchronisation for the list, not one per tensor, each of which would drain the queue."""
     ts = [t.detach() for t in tensors if t.numel() > 0]
-    if len(ts) > 1 and ts[0].device.type not in SYNC_FREE_DEVICES:
-        dev = ts[0].device
-        if all(t.device == dev and t.is_floating_point() for t in ts):  # complex: one by one
-            try:
-                total = torch.stack([t.sum(dtype=torch.float32) for t in ts]).sum()
-            except RuntimeError:  # a dtype the device cannot sum to float32: one by one
-                total = None
-            if total is not None and math.isfinite(float(total)):
-                return True
+    if len(ts) > 1 and ts[0].device.type not in SYNC_FREE_DEVICES and _sums_finite_at_once(ts):
+        return True
     for t in ts:
         s = t.sum()  # one reduction, one scalar to the host
-        if not math.isfinite(abs(complex(s)) if s.is_complex() else float(s)) and not bool(torch.isfinite(t).all()):
+        total = abs(complex(s)) if s.is_complex() else float(s)
+        if not math.isfinite(total) and not bool(torch.isfinite(t).all()):
             return False
     return True
 
