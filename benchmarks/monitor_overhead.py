@@ -1,6 +1,7 @@
 """Step-time overhead of gradsight.watch on CPU workloads, measured interleaved in one process.
 
     python benchmarks/monitor_overhead.py [--steps 200] [--threads N] [--cockpit-steps 10]
+                                          [--steady-malloc]
 
 For each workload every configuration runs one training step in turn (plain, a second plain
 copy, watched at the default settings, watched with every=1, a naive hook monitor) for
@@ -11,6 +12,13 @@ Each round runs the configurations in a fresh random order (seeded): with a fixe
 alternating order the step that runs right after a step of the same model finds it still in
 the caches, and the configuration at the ends of the order gets that advantage every other
 round (measured: 3-4 points between two copies of the same monitor).
+
+Page faults: glibc's malloc gives freed heap back to the kernel when enough of it is free at
+the top, and the next step faults it back in, ~2.4 us per 4 KiB page on the 2-core VM. Whether
+a run does so is a lottery of heap layout: the plain 20x256 MLP measured 0 faults a step in one
+process and 800 in the next (~2 ms of a 10 ms step), and a step time that flips between two
+values makes a median flip too. The second table gives faults per step; ``--steady-malloc``
+switches the returning off for the whole process, plain and watched alike.
 
 The naive monitor is what people write first: a forward hook per activation module that
 registers a tensor hook and calls ``.item()`` on the gradient norm, every step.
@@ -31,6 +39,11 @@ import argparse
 import random
 import statistics
 import time
+
+try:
+    import resource  # Unix: minor page faults per step
+except ImportError:  # pragma: no cover - Windows
+    resource = None
 
 import torch
 import torch.nn.functional as F
@@ -192,6 +205,13 @@ def run(steps: int, cockpit_steps: int) -> list[tuple[str, dict[str, float]]]:
         slow = {c for c, (_, _, mon) in configs.items() if isinstance(mon, CockpitRunner)}
         fast = [c for c in configs if c not in slow]
         times: dict[str, list[float]] = {c: [] for c in configs}
+        faults: dict[str, list[int]] = {c: [] for c in configs}
+
+        def timed(c: str, faults=faults) -> float:
+            f0 = minor_faults()
+            dt = one(c)
+            faults[c].append(minor_faults() - f0)
+            return dt
 
         def one(c: str, configs=configs, x=x, y=y) -> float:
             m, opt, mon = configs[c]
@@ -214,16 +234,41 @@ def run(steps: int, cockpit_steps: int) -> list[tuple[str, dict[str, float]]]:
             order = list(fast)
             shuffle(order)
             for c in order:
-                times[c].append(one(c))
+                times[c].append(timed(c))
         ratios = {c: statistics.median(times[c]) / statistics.median(times["plain"]) for c in fast}
+        means = {c: statistics.fmean(times[c]) / statistics.fmean(times["plain"]) for c in fast}
+        per_step_faults = {c: statistics.fmean(faults[c]) for c in fast}
         for c in slow:  # seconds per step on a CPU: few rounds, each beside a plain step
             pairs = [(one("plain"), one(c)) for _ in range(cockpit_steps)]
             ratios[c] = statistics.median(b for _, b in pairs) / statistics.median(a for a, _ in pairs)
         for _, _, mon in configs.values():
             if isinstance(mon, (gs.Monitor, NaiveMonitor)):
                 mon.close()
-        rows.append((wname, ratios | {"_ms": statistics.median(times["plain"]) * 1e3}))
+        extra = {"_ms": statistics.median(times["plain"]) * 1e3, "_mean": means, "_faults": per_step_faults}
+        rows.append((wname, ratios | extra))
     return rows
+
+
+def steady_malloc() -> str:
+    """Stop glibc's malloc from handing freed heap back to the kernel (and from serving large
+    blocks by mmap), so that no step pays page faults for memory a step before it freed: the
+    whole process, plain and watched alike. Returns what was done, for the table's title."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return "--steady-malloc: no glibc mallopt here, malloc left as it is"
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = mallopt(m_trim_threshold, 1 << 30) == 1 and mallopt(m_mmap_threshold, 32 << 20) == 1
+    return "glibc malloc steady (M_TRIM_THRESHOLD 1 GiB, M_MMAP_THRESHOLD 32 MiB)" if ok else "mallopt refused"
+
+
+def minor_faults() -> int:
+    """Minor page faults of this process so far (0 where ``resource`` is missing)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource is not None else 0
 
 
 def main() -> None:
@@ -231,19 +276,35 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200, help="measured steps per configuration")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--cockpit-steps", type=int, default=10, help="steps for Cockpit (slow on CPU)")
+    ap.add_argument("--steady-malloc", action="store_true",
+                    help="keep freed heap in the process (glibc mallopt), see steady_malloc()")  # fmt: skip
     args = ap.parse_args()
+    malloc_note = steady_malloc() if args.steady_malloc else "glibc malloc as it comes"
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = run(args.steps, args.cockpit_steps)
     cols = COLUMNS
     print(f"gradsight.watch overhead: median step time ratio to plain, {args.steps} interleaved "
-          f"steps, torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
+          f"steps, torch {torch.__version__}, {torch.get_num_threads()} threads, {malloc_note}")  # fmt: skip
     print(f"| workload | plain ms/step | {' | '.join(cols)} |")
     print("|---|---:|" + "---:|" * len(cols))
     for wname, r in rows:
         cells = [(f"{r[c]:.3f}x" if r[c] < 10 else f"{r[c]:.0f}x") if c in r else "n/a" for c in cols]
         print(f"| {wname} | {r['_ms']:.2f} | " + " | ".join(cells) + " |")
     print(f"{AA}: a second copy of the plain model, timed the same way: the noise floor.")
+    watched = [c for c in cols if c.startswith("watch")]
+    print()
+    print("Means and the allocator: mean step time ratio to plain (flushes to the host included), "
+          "and minor page faults per step")  # fmt: skip
+    print(f"| workload | {' | '.join(f'{c} mean' for c in watched)} | faults/step plain | "
+          f"{' | '.join(f'faults/step {c}' for c in watched)} |")  # fmt: skip
+    print("|---|" + "---:|" * (2 * len(watched) + 1))
+    for wname, r in rows:
+        means, fl = r["_mean"], r["_faults"]
+        cells = [f"{means[c]:.3f}x" for c in watched] + [f"{fl['plain']:.0f}"] + [f"{fl[c]:.0f}" for c in watched]
+        print(f"| {wname} | " + " | ".join(cells) + " |")
+    print("A page fault costs ~2.4 us here; glibc's malloc returns freed heap to the kernel and a "
+          "later step faults it back in, in some runs on every step, in others never.")  # fmt: skip
     if not have_cockpit():
         print("cockpit economy: n/a, cockpit-for-pytorch is not installed here (see the docstring)")
     else:
