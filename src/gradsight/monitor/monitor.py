@@ -20,11 +20,10 @@ logged step   (step % every == 0) site hooks are armed: each site's forward hook
               tensor f' is read from and the output's autograd node (a module site seen
               before whose f' reads its output: only (site, y, y's version), see _fast_hook),
               and at the end of the forward one loop takes per site one derivative kernel
-              and ONE reduction
-              (per-unit sum of f'(z), a matrix-vector product), and registers on that node a
-              gradient pre-hook that is a bare ``list.append`` (no Python bytecode runs in
-              the backward); the end-of-backward callback takes
-              the norms of all held gradients in one warm ``_foreach_norm``. The
+              and ONE reduction (per-unit sum of f'(z), a matrix-vector product), and
+              registers on that node a gradient pre-hook that is a bare ``list.append`` (no
+              Python bytecode runs in the backward); the end-of-backward callback takes the
+              norms of all held gradients in one warm ``_foreach_norm``. The
               functional-activation mode is pushed inside the owner modules only. At least
               PARAM_EVERY (50) steps apart: one ``_foreach_norm`` over parameter gradients and
               weights, and the update ratio across the optimizer step.
