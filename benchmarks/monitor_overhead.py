@@ -1,7 +1,7 @@
 """Step-time overhead of gradsight.watch on CPU workloads, measured interleaved in one process.
 
     python benchmarks/monitor_overhead.py [--steps 200] [--threads N] [--cockpit-steps 10]
-                                          [--steady-malloc]
+                                          [--steady-malloc] [--floor]
 
 For each workload every configuration runs one training step in turn (plain, a second plain
 copy, watched at the default settings, watched with every=1, a naive hook monitor) for
@@ -22,6 +22,11 @@ switches the returning off for the whole process, plain and watched alike.
 
 The naive monitor is what people write first: a forward hook per activation module that
 registers a tensor hook and calls ``.item()`` on the gradient norm, every step.
+
+``--floor`` adds four configurations of bare hooks (BareHooks) that do only the arithmetic of
+the monitor's logged step -- holding y and dLoss/dy, the per-unit derivative sums, the
+gradient norms, both -- with none of its checks: how much of ``watch every=1`` any monitor
+that measures every site every step pays, and how much is the monitor's own.
 
 Cockpit's economy configuration is measured when ``cockpit`` imports (BackPACK supports the
 MLPs and the CNN, not attention). It installs beside the pinned torch without replacing it,
@@ -128,6 +133,73 @@ class NaiveMonitor:
             h.remove()
 
 
+class BareHooks:
+    """The floor under any per-step, per-site measurement: hooks on the activation modules
+    (ReLU, Sigmoid) that do only the arithmetic of the monitor's logged step, none of its
+    checks (no non-finite checks, no window, no host copy, no error guard). ``kind``:
+
+        hold   keep each site output y, and dLoss/dy (a node pre-hook that is a bare
+               ``list.append``), to the end of the step; no kernel
+        sums   at the end of the forward, per site D[u] = sum over samples of f'(z): one
+               derivative kernel into a buffer kept per shape, one reduction
+        norms  ||dLoss/dy|| of every site, held to the end of the step, in one _foreach_norm
+        both   sums and norms: the least a monitor can do that measures every site every step
+
+    f' is read from the output (ReLU: sign(y), sigmoid: y - y^2). A unit is a channel for
+    4-d outputs, the last dimension otherwise, as in the monitor. ``D`` and ``norms`` keep the
+    last step's numbers (tests check them against the definitions)."""
+
+    KINDS = ("hold", "sums", "norms", "both")
+
+    def __init__(self, model: nn.Module, kind: str) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"BareHooks kind {kind!r}: expected one of {self.KINDS}")
+        self.kind = kind
+        self.sites = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.Sigmoid))]
+        self.outs: list[tuple[nn.Module, torch.Tensor]] = []
+        self.grads: list[tuple[torch.Tensor | None, ...]] = []
+        self.buffers: dict[tuple[int, ...], tuple[torch.Tensor, tuple[int, ...]]] = {}
+        self.D: list[torch.Tensor] = []
+        self.norms: list[torch.Tensor] = []
+        self.handles = [m.register_forward_hook(self._site) for m in self.sites]
+        self.handles.append(model.register_forward_hook(self._end_forward))
+
+    def _site(self, module: nn.Module, args: object, y: torch.Tensor) -> None:
+        if torch.is_grad_enabled():
+            self.outs.append((module, y))
+
+    def _end_forward(self, model: nn.Module, args: object, out: object) -> None:
+        D = []
+        for module, y in self.outs:
+            if self.kind != "sums" and y.grad_fn is not None:
+                y.grad_fn.register_prehook(self.grads.append)
+            if self.kind in ("sums", "both"):
+                D.append(self._unit_sums(module, y.detach()))
+        if self.kind != "hold":
+            self.outs.clear()
+        if D:
+            self.D = D
+
+    def _unit_sums(self, module: nn.Module, y: torch.Tensor) -> torch.Tensor:
+        buf, dims = self.buffers.get(tuple(y.shape), (None, ()))
+        if buf is None:
+            dims = (0, 2, 3) if y.ndim == 4 else tuple(range(y.ndim - 1))
+            buf = torch.empty_like(y)
+            self.buffers[tuple(y.shape)] = (buf, dims)
+        d = torch.sign(y, out=buf) if isinstance(module, nn.ReLU) else torch.addcmul(y, y, y, value=-1, out=buf)
+        return d.sum(dims)
+
+    def step(self) -> None:
+        if self.kind in ("norms", "both") and self.grads:
+            self.norms = list(torch._foreach_norm([g[0] for g in self.grads if g[0] is not None]))
+        self.grads.clear()
+        self.outs.clear()
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
 class CockpitRunner:
     """Cockpit (Schneider et al. 2021) with configuration("economy"), tracked every step."""
 
@@ -172,9 +244,11 @@ def have_cockpit() -> bool:
 
 AA = "plain again (noise)"
 COLUMNS = [AA, "watch (default every=10)", "watch every=1", "naive .item() hooks", "cockpit economy"]
+FLOOR = {"bare: hold y, g": "hold", "bare: f' sums": "sums", "bare: grad norms": "norms",
+         "bare: sums + norms": "both"}  # fmt: skip
 
 
-def run(steps: int, cockpit_steps: int) -> list[tuple[str, dict[str, float]]]:
+def run(steps: int, cockpit_steps: int, floor: bool = False) -> list[tuple[str, dict[str, float]]]:
     rows = []
     for wname, (make, shape) in WORKLOADS.items():
         torch.manual_seed(0)
@@ -183,7 +257,7 @@ def run(steps: int, cockpit_steps: int) -> list[tuple[str, dict[str, float]]]:
         g = torch.Generator().manual_seed(0)
         x = torch.randn(*shape, generator=g)
         y = torch.randint(0, 10, (shape[0],), generator=g)
-        for cname in ["plain", *COLUMNS]:
+        for cname in ["plain", *COLUMNS, *(FLOOR if floor else ())]:
             m = make()
             m.load_state_dict(base.state_dict())
             opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
@@ -191,6 +265,11 @@ def run(steps: int, cockpit_steps: int) -> list[tuple[str, dict[str, float]]]:
                 mon = gs.watch(m, every=1 if cname == "watch every=1" else 10)
             elif cname.startswith("naive"):
                 mon = NaiveMonitor(m)
+            elif cname in FLOOR:
+                mon = BareHooks(m, FLOOR[cname])
+                if not mon.sites:  # functional activations: module hooks see none
+                    mon.close()
+                    continue
             elif cname.startswith("cockpit"):
                 if not have_cockpit() or cockpit_steps <= 0:
                     continue
@@ -222,7 +301,7 @@ def run(steps: int, cockpit_steps: int) -> list[tuple[str, dict[str, float]]]:
             F.cross_entropy(m(x), y).backward()
             opt.step()
             opt.zero_grad()
-            if isinstance(mon, gs.Monitor):
+            if isinstance(mon, (gs.Monitor, BareHooks)):
                 mon.step()
             return time.perf_counter() - t0
 
@@ -242,7 +321,7 @@ def run(steps: int, cockpit_steps: int) -> list[tuple[str, dict[str, float]]]:
             pairs = [(one("plain"), one(c)) for _ in range(cockpit_steps)]
             ratios[c] = statistics.median(b for _, b in pairs) / statistics.median(a for a, _ in pairs)
         for _, _, mon in configs.values():
-            if isinstance(mon, (gs.Monitor, NaiveMonitor)):
+            if isinstance(mon, (gs.Monitor, NaiveMonitor, BareHooks)):
                 mon.close()
         extra = {"_ms": statistics.median(times["plain"]) * 1e3, "_mean": means, "_faults": per_step_faults}
         rows.append((wname, ratios | extra))
@@ -271,6 +350,19 @@ def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource is not None else 0
 
 
+def print_floor(rows: list[tuple[str, dict[str, float]]]) -> None:
+    """The floor table: bare hooks (BareHooks) timed in the same rounds as the monitor."""
+    cols = [*FLOOR, "watch every=1"]
+    print()
+    print("The floor: bare hooks doing only the arithmetic of a logged step (BareHooks), median "
+          "step time ratio to plain, in the same rounds")  # fmt: skip
+    print(f"| workload | {' | '.join(cols)} |")
+    print("|---|" + "---:|" * len(cols))
+    for wname, r in rows:
+        print(f"| {wname} | " + " | ".join(f"{r[c]:.3f}x" if c in r else "n/a" for c in cols) + " |")
+    print("n/a: the activations are functional calls, which module hooks do not see.")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=200, help="measured steps per configuration")
@@ -278,11 +370,13 @@ def main() -> None:
     ap.add_argument("--cockpit-steps", type=int, default=10, help="steps for Cockpit (slow on CPU)")
     ap.add_argument("--steady-malloc", action="store_true",
                     help="keep freed heap in the process (glibc mallopt), see steady_malloc()")  # fmt: skip
+    ap.add_argument("--floor", action="store_true",
+                    help="also time bare hooks doing only the monitor's arithmetic (BareHooks)")  # fmt: skip
     args = ap.parse_args()
     malloc_note = steady_malloc() if args.steady_malloc else "glibc malloc as it comes"
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = run(args.steps, args.cockpit_steps)
+    rows = run(args.steps, args.cockpit_steps, args.floor)
     cols = COLUMNS
     print(f"gradsight.watch overhead: median step time ratio to plain, {args.steps} interleaved "
           f"steps, torch {torch.__version__}, {torch.get_num_threads()} threads, {malloc_note}")  # fmt: skip
@@ -305,6 +399,8 @@ def main() -> None:
         print(f"| {wname} | " + " | ".join(cells) + " |")
     print("A page fault costs ~2.4 us here; glibc's malloc returns freed heap to the kernel and a "
           "later step faults it back in, in some runs on every step, in others never.")  # fmt: skip
+    if args.floor:
+        print_floor(rows)
     if not have_cockpit():
         print("cockpit economy: n/a, cockpit-for-pytorch is not installed here (see the docstring)")
     else:

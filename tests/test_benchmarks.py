@@ -1,0 +1,82 @@
+"""What benchmarks/monitor_overhead.py prints beside its ratios: the page-fault count, and the
+numbers its bare-hook floor computes."""
+
+from __future__ import annotations
+
+import importlib.util
+import mmap
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "monitor_overhead.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("monitor_overhead", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="minor page faults are counted on Linux")
+def test_minor_faults_counts_the_pages_a_fresh_mapping_touches() -> None:
+    bench = _bench()
+    pages = 1024
+    with mmap.mmap(-1, pages * mmap.PAGESIZE) as m:  # fresh anonymous memory: no page yet
+        if hasattr(mmap, "MADV_NOHUGEPAGE"):
+            m.madvise(mmap.MADV_NOHUGEPAGE)  # one fault per 4 KiB page, not per 2 MiB
+        before = bench.minor_faults()
+        for i in range(pages):
+            m[i * mmap.PAGESIZE] = 1
+        after = bench.minor_faults()
+    assert pages <= after - before < pages + 200
+
+
+@pytest.mark.parametrize("kind", ["sums", "both"])
+def test_the_floor_takes_the_unit_sums_of_f_prime(kind: str) -> None:
+    """sign(y) for ReLU counts each unit's positive samples; y - y^2 for sigmoid is sigma'(z)."""
+    bench = _bench()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.Sigmoid(), nn.Linear(4, 2))
+    with torch.no_grad():
+        model[0].bias[:2] = -100.0  # units 0 and 1 of the ReLU: never positive
+    hooks = bench.BareHooks(model, kind)
+    x = torch.randn(32, 6)
+    model(x).sum().backward()
+    hooks.step()
+    z1 = model[0](x)
+    z2 = model[2](torch.relu(z1))
+    assert [tuple(d.shape) for d in hooks.D] == [(5,), (4,)]
+    assert torch.equal(hooks.D[0], (z1 > 0).sum(0).float())
+    assert hooks.D[0][:2].tolist() == [0.0, 0.0]
+    torch.testing.assert_close(hooks.D[1], (torch.sigmoid(z2) * (1 - torch.sigmoid(z2))).sum(0))
+    assert len(hooks.norms) == (0 if kind == "sums" else 2)
+    hooks.close()
+
+
+def test_the_floor_takes_the_norms_of_the_site_output_gradients() -> None:
+    bench = _bench()
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 1))
+    hooks = bench.BareHooks(model, "norms")
+    x = torch.randn(16, 3)
+    model(x).pow(2).sum().backward()
+    hooks.step()
+    assert hooks.D == []
+    h1 = torch.relu(model[0](x)).detach().requires_grad_()
+    h2 = torch.relu(model[2](h1))
+    h2.retain_grad()
+    model[4](h2).pow(2).sum().backward()
+    # the backward meets the last site first
+    torch.testing.assert_close(torch.stack(hooks.norms), torch.stack([h2.grad.norm(), h1.grad.norm()]))
+    hooks.close()
+    assert not model._forward_hooks and not model[1]._forward_hooks
+
+
+def test_the_floor_refuses_an_unknown_kind() -> None:
+    with pytest.raises(ValueError, match="'sum'.*expected one of"):
+        _bench().BareHooks(nn.Sequential(nn.ReLU()), "sum")
