@@ -141,7 +141,8 @@ class BareHooks:
         hold   keep each site output y, and dLoss/dy (a node pre-hook that is a bare
                ``list.append``), to the end of the step; no kernel
         sums   at the end of the forward, per site D[u] = sum over samples of f'(z): one
-               derivative kernel into a buffer kept per shape, one reduction
+               derivative kernel into a buffer kept per shape, one reduction (a
+               matrix-vector product for feature-last outputs, as in the monitor)
         norms  ||dLoss/dy|| of every site, held to the end of the step, in one _foreach_norm
         both   sums and norms: the least a monitor can do that measures every site every step
 
@@ -158,7 +159,7 @@ class BareHooks:
         self.sites = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.Sigmoid))]
         self.outs: list[tuple[nn.Module, torch.Tensor]] = []
         self.grads: list[tuple[torch.Tensor | None, ...]] = []
-        self.buffers: dict[tuple[int, ...], tuple[torch.Tensor, tuple[int, ...]]] = {}
+        self.buffers: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]] = {}
         self.D: list[torch.Tensor] = []
         self.norms: list[torch.Tensor] = []
         self.handles = [m.register_forward_hook(self._site) for m in self.sites]
@@ -181,13 +182,22 @@ class BareHooks:
             self.D = D
 
     def _unit_sums(self, module: nn.Module, y: torch.Tensor) -> torch.Tensor:
-        buf, dims = self.buffers.get(tuple(y.shape), (None, ()))
-        if buf is None:
-            dims = (0, 2, 3) if y.ndim == 4 else tuple(range(y.ndim - 1))
+        """f'(z) into a buffer kept per shape, then one reduction per unit, as the monitor
+        takes it: for feature-last outputs a matrix-vector product with a ones vector (a
+        column ``sum(0)`` of the same (128, 256) buffer measured 6-15x slower in a warm loop),
+        over batch and space for 4-d ones."""
+        entry = self.buffers.get(tuple(y.shape))
+        if entry is None:
             buf = torch.empty_like(y)
-            self.buffers[tuple(y.shape)] = (buf, dims)
+            if y.ndim == 4:
+                entry = (buf, None, None)
+            else:
+                rows = y.numel() // y.shape[-1]
+                entry = (buf, buf.view(rows, -1).t(), torch.ones(rows, dtype=y.dtype))
+            self.buffers[tuple(y.shape)] = entry
+        buf, mat, ones = entry
         d = torch.sign(y, out=buf) if isinstance(module, nn.ReLU) else torch.addcmul(y, y, y, value=-1, out=buf)
-        return d.sum(dims)
+        return d.sum((0, 2, 3)) if mat is None else torch.mv(mat, ones)
 
     def step(self) -> None:
         if self.kind in ("norms", "both") and self.grads:

@@ -58,6 +58,22 @@ def test_the_floor_takes_the_unit_sums_of_f_prime(kind: str) -> None:
     hooks.close()
 
 
+def test_the_floor_sums_conv_outputs_per_channel_and_3d_outputs_per_feature() -> None:
+    bench = _bench()
+    torch.manual_seed(2)
+    conv = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU())
+    seq = nn.Sequential(nn.Linear(4, 5), nn.Sigmoid())
+    hooks = [bench.BareHooks(conv, "sums"), bench.BareHooks(seq, "sums")]
+    x, t = torch.randn(4, 2, 5, 5), torch.randn(3, 7, 4)  # (N, C, H, W), (B, T, C)
+    conv(x).sum().backward()
+    seq(t).sum().backward()
+    assert torch.equal(hooks[0].D[0], (conv[0](x) > 0).sum((0, 2, 3)).float())  # 4 * 5 * 5 each
+    s = torch.sigmoid(seq[0](t))
+    torch.testing.assert_close(hooks[1].D[0], (s * (1 - s)).sum((0, 1)))
+    for h in hooks:
+        h.close()
+
+
 def test_the_floor_takes_the_norms_of_the_site_output_gradients() -> None:
     bench = _bench()
     torch.manual_seed(1)
