@@ -143,7 +143,9 @@ class BareHooks:
         sums   at the end of the forward, per site D[u] = sum over samples of f'(z): one
                derivative kernel into a buffer kept per shape, one reduction (a
                matrix-vector product for feature-last outputs, as in the monitor)
-        norms  ||dLoss/dy|| of every site, held to the end of the step, in one _foreach_norm
+        norms  ||dLoss/dy|| of every site, taken in a pre-hook on y's autograd node as the
+               gradient passes (as the monitor does on the CPU; holding the gradients to
+               the end of the backward and norming them together cost more, see "hold")
         both   sums and norms: the least a monitor can do that measures every site every step
 
     f' is read from the output (ReLU: sign(y), sigmoid: y - y^2). A unit is a channel for
@@ -158,7 +160,8 @@ class BareHooks:
         self.kind = kind
         self.sites = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.Sigmoid))]
         self.outs: list[tuple[nn.Module, torch.Tensor]] = []
-        self.grads: list[tuple[torch.Tensor | None, ...]] = []
+        self.grads: list[tuple[torch.Tensor | None, ...]] = []  # held ("hold")
+        self.taken: list[torch.Tensor] = []  # this step's norms ("norms", "both")
         self.buffers: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]] = {}
         self.D: list[torch.Tensor] = []
         self.norms: list[torch.Tensor] = []
@@ -173,7 +176,7 @@ class BareHooks:
         D = []
         for module, y in self.outs:
             if self.kind != "sums" and y.grad_fn is not None:
-                y.grad_fn.register_prehook(self.grads.append)
+                y.grad_fn.register_prehook(self.grads.append if self.kind == "hold" else self._norm)
             if self.kind in ("sums", "both"):
                 D.append(self._unit_sums(module, y.detach()))
         if self.kind != "hold":
@@ -199,9 +202,13 @@ class BareHooks:
         d = torch.sign(y, out=buf) if isinstance(module, nn.ReLU) else torch.addcmul(y, y, y, value=-1, out=buf)
         return d.sum((0, 2, 3)) if mat is None else torch.mv(mat, ones)
 
+    def _norm(self, grads: tuple[torch.Tensor | None, ...]) -> None:
+        if grads[0] is not None:
+            self.taken.append(torch.linalg.vector_norm(grads[0]))
+
     def step(self) -> None:
-        if self.kind in ("norms", "both") and self.grads:
-            self.norms = list(torch._foreach_norm([g[0] for g in self.grads if g[0] is not None]))
+        if self.taken:
+            self.norms, self.taken = self.taken, []
         self.grads.clear()
         self.outs.clear()
 
