@@ -233,7 +233,7 @@ def _site_grads_by_hand(model: _TanhGelu, xs: list[torch.Tensor]) -> list[float]
 @pytest.mark.parametrize(
     "in_hook_devices, hold_grads",
     [((), None), ((), 0), (("cpu",), None)],
-    ids=["held-then-read", "held-up-to-HOLD_GRADS", "norm-in-hook-on-cpu"],
+    ids=["held-off-cpu", "off-cpu-beyond-HOLD_GRADS", "normed-in-hook-on-cpu"],
 )
 def test_site_gradient_norms_are_exact_held_or_taken_in_the_hook(monkeypatch, in_hook_devices, hold_grads):
     from gradsight.monitor import monitor
