@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/monitor_overhead.py --steps 300 --floor
+	$(PY) benchmarks/monitor_overhead.py --steps 300 --floor --fixed
 	$(PY) benchmarks/activation_cost.py
 
 lint: $(STAMP)

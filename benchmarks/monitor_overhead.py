@@ -1,7 +1,7 @@
 """Step-time overhead of gradsight.watch on CPU workloads, measured interleaved in one process.
 
     python benchmarks/monitor_overhead.py [--steps 200] [--threads N] [--cockpit-steps 10]
-                                          [--steady-malloc] [--floor]
+                                          [--steady-malloc] [--floor] [--fixed]
 
 For each workload every configuration runs one training step in turn (plain, a second plain
 copy, watched at the default settings, watched with every=1, a naive hook monitor) for
@@ -27,6 +27,11 @@ registers a tensor hook and calls ``.item()`` on the gradient norm, every step.
 the monitor's logged step -- holding y and dLoss/dy, the per-unit derivative sums, the
 gradient norms, both -- with none of its checks: how much of ``watch every=1`` any monitor
 that measures every site every step pays, and how much is the monitor's own.
+
+``--fixed`` adds the fixed cost of a step, in microseconds over plain (difference of medians):
+the monitor at ``every=1000`` (what every unlogged step pays), the same without the non-finite
+checks, and the hooks it uses on every step with empty bodies (EmptyHooks): the price of being
+called at all.
 
 Cockpit's economy configuration is measured when ``cockpit`` imports (BackPACK supports the
 MLPs and the CNN, not attention). It installs beside the pinned torch without replacing it,
@@ -217,6 +222,40 @@ class BareHooks:
             h.remove()
 
 
+class EmptyHooks:
+    """The hooks the monitor uses on every step, with nothing in them: a forward pre-hook and
+    a forward hook on the model (with kwargs, ``always_call``), a pre-hook on the output's
+    autograd node that queues an end-of-backward callback, and the callback. ``calls`` counts
+    the callbacks run (one per backward)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.calls = 0
+        self.handles = [
+            model.register_forward_pre_hook(self._pre, with_kwargs=True),
+            model.register_forward_hook(self._post, with_kwargs=True, always_call=True),
+        ]
+
+    def _pre(self, module: nn.Module, args: object, kwargs: object) -> None:
+        return None
+
+    def _post(self, module: nn.Module, args: object, kwargs: object, out: object) -> None:
+        if isinstance(out, torch.Tensor) and out.grad_fn is not None:
+            out.grad_fn.register_prehook(self._on_output_node)
+
+    def _on_output_node(self, grads: tuple[torch.Tensor | None, ...]) -> None:
+        torch.autograd.Variable._execution_engine.queue_callback(self._end_of_backward)
+
+    def _end_of_backward(self) -> None:
+        self.calls += 1
+
+    def step(self) -> None:
+        return None
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
 class CockpitRunner:
     """Cockpit (Schneider et al. 2021) with configuration("economy"), tracked every step."""
 
@@ -263,9 +302,12 @@ AA = "plain again (noise)"
 COLUMNS = [AA, "watch (default every=10)", "watch every=1", "naive .item() hooks", "cockpit economy"]
 FLOOR = {"bare: hold y, g": "hold", "bare: f' sums": "sums", "bare: grad norms": "norms",
          "bare: sums + norms": "both"}  # fmt: skip
+FIXED = ["empty hooks", "watch every=1000, no non-finite checks", "watch every=1000"]
 
 
-def run(steps: int, cockpit_steps: int, floor: bool = False) -> list[tuple[str, dict[str, float]]]:
+def run(
+    steps: int, cockpit_steps: int, floor: bool = False, fixed: bool = False
+) -> list[tuple[str, dict[str, float]]]:
     rows = []
     for wname, (make, shape) in WORKLOADS.items():
         torch.manual_seed(0)
@@ -274,12 +316,16 @@ def run(steps: int, cockpit_steps: int, floor: bool = False) -> list[tuple[str, 
         g = torch.Generator().manual_seed(0)
         x = torch.randn(*shape, generator=g)
         y = torch.randint(0, 10, (shape[0],), generator=g)
-        for cname in ["plain", *COLUMNS, *(FLOOR if floor else ())]:
+        for cname in ["plain", *COLUMNS, *(FLOOR if floor else ()), *(FIXED if fixed else ())]:
             m = make()
             m.load_state_dict(base.state_dict())
             opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
-            if cname.startswith("watch"):
+            if cname.startswith("watch every=1000"):
+                mon = gs.watch(m, every=1000, check_nonfinite="no non-finite" not in cname)
+            elif cname.startswith("watch"):
                 mon = gs.watch(m, every=1 if cname == "watch every=1" else 10)
+            elif cname == "empty hooks":
+                mon = EmptyHooks(m)
             elif cname.startswith("naive"):
                 mon = NaiveMonitor(m)
             elif cname in FLOOR:
@@ -318,7 +364,7 @@ def run(steps: int, cockpit_steps: int, floor: bool = False) -> list[tuple[str, 
             F.cross_entropy(m(x), y).backward()
             opt.step()
             opt.zero_grad()
-            if isinstance(mon, (gs.Monitor, BareHooks)):
+            if isinstance(mon, (gs.Monitor, BareHooks, EmptyHooks)):
                 mon.step()
             return time.perf_counter() - t0
 
@@ -338,9 +384,15 @@ def run(steps: int, cockpit_steps: int, floor: bool = False) -> list[tuple[str, 
             pairs = [(one("plain"), one(c)) for _ in range(cockpit_steps)]
             ratios[c] = statistics.median(b for _, b in pairs) / statistics.median(a for a, _ in pairs)
         for _, _, mon in configs.values():
-            if isinstance(mon, (gs.Monitor, NaiveMonitor, BareHooks)):
+            if isinstance(mon, (gs.Monitor, NaiveMonitor, BareHooks, EmptyHooks)):
                 mon.close()
-        extra = {"_ms": statistics.median(times["plain"]) * 1e3, "_mean": means, "_faults": per_step_faults}
+        plain_median = statistics.median(times["plain"])
+        extra = {
+            "_ms": plain_median * 1e3,
+            "_mean": means,
+            "_faults": per_step_faults,
+            "_us": {c: (statistics.median(times[c]) - plain_median) * 1e6 for c in fast},
+        }
         rows.append((wname, ratios | extra))
     return rows
 
@@ -380,6 +432,20 @@ def print_floor(rows: list[tuple[str, dict[str, float]]]) -> None:
     print("n/a: the activations are functional calls, which module hooks do not see.")
 
 
+def print_fixed(rows: list[tuple[str, dict[str, float]]]) -> None:
+    """The fixed-cost table: what a step pays for the monitor's presence, in us over plain."""
+    print()
+    print("The fixed cost of a step: median step time over plain in microseconds (ratio), in the "
+          "same rounds")  # fmt: skip
+    print(f"| workload | plain ms/step | {' | '.join(FIXED)} |")
+    print("|---|---:|" + "---:|" * len(FIXED))
+    for wname, r in rows:
+        cells = [f"{r['_us'][c]:+.0f} us ({r[c]:.3f}x)" for c in FIXED]
+        print(f"| {wname} | {r['_ms']:.2f} | " + " | ".join(cells) + " |")
+    print("empty hooks: the model's forward pre/post hooks, a pre-hook on the output's autograd "
+          "node and an end-of-backward callback, all with empty bodies (EmptyHooks).")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=200, help="measured steps per configuration")
@@ -389,11 +455,13 @@ def main() -> None:
                     help="keep freed heap in the process (glibc mallopt), see steady_malloc()")  # fmt: skip
     ap.add_argument("--floor", action="store_true",
                     help="also time bare hooks doing only the monitor's arithmetic (BareHooks)")  # fmt: skip
+    ap.add_argument("--fixed", action="store_true",
+                    help="also time the fixed cost of a step: every=1000, and empty hooks (EmptyHooks)")  # fmt: skip
     args = ap.parse_args()
     malloc_note = steady_malloc() if args.steady_malloc else "glibc malloc as it comes"
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = run(args.steps, args.cockpit_steps, args.floor)
+    rows = run(args.steps, args.cockpit_steps, args.floor, args.fixed)
     cols = COLUMNS
     print(f"gradsight.watch overhead: median step time ratio to plain, {args.steps} interleaved "
           f"steps, torch {torch.__version__}, {torch.get_num_threads()} threads, {malloc_note}")  # fmt: skip
@@ -418,6 +486,8 @@ def main() -> None:
           "later step faults it back in, in some runs on every step, in others never.")  # fmt: skip
     if args.floor:
         print_floor(rows)
+    if args.fixed:
+        print_fixed(rows)
     if not have_cockpit():
         print("cockpit economy: n/a, cockpit-for-pytorch is not installed here (see the docstring)")
     else:

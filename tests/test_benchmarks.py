@@ -96,3 +96,22 @@ def test_the_floor_takes_the_norms_of_the_site_output_gradients() -> None:
 def test_the_floor_refuses_an_unknown_kind() -> None:
     with pytest.raises(ValueError, match="'sum'.*expected one of"):
         _bench().BareHooks(nn.Sequential(nn.ReLU()), "sum")
+
+
+def test_empty_hooks_run_one_end_of_backward_callback_per_backward_until_closed() -> None:
+    """The fixed-cost baseline is only a baseline if its hooks really fire: the callback is
+    queued from the output node's pre-hook, so it counts backward passes through the model."""
+    bench = _bench()
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    hooks = bench.EmptyHooks(model)
+    x = torch.randn(5, 3)
+    for _ in range(3):
+        model(x).sum().backward()
+    with torch.no_grad():
+        model(x)  # no graph: no node hook, no callback
+    out = model(x)
+    (out.sum() + out.sum()).backward()  # one backward, the output node reached once
+    assert hooks.calls == 4
+    hooks.close()
+    model(x).sum().backward()
+    assert hooks.calls == 4
