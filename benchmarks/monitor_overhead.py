@@ -49,6 +49,7 @@ import argparse
 import random
 import statistics
 import time
+from typing import Any
 
 try:
     import resource  # Unix: minor page faults per step
@@ -307,7 +308,7 @@ FIXED = ["empty hooks", "watch every=1000, no non-finite checks", "watch every=1
 
 def run(
     steps: int, cockpit_steps: int, floor: bool = False, fixed: bool = False
-) -> list[tuple[str, dict[str, float]]]:
+) -> list[tuple[str, dict[str, Any]]]:
     rows = []
     for wname, (make, shape) in WORKLOADS.items():
         torch.manual_seed(0)
@@ -419,31 +420,63 @@ def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource is not None else 0
 
 
-def print_floor(rows: list[tuple[str, dict[str, float]]]) -> None:
-    """The floor table: bare hooks (BareHooks) timed in the same rounds as the monitor."""
-    cols = [*FLOOR, "watch every=1"]
-    print()
-    print("The floor: bare hooks doing only the arithmetic of a logged step (BareHooks), median "
-          "step time ratio to plain, in the same rounds")  # fmt: skip
-    print(f"| workload | {' | '.join(cols)} |")
-    print("|---|" + "---:|" * len(cols))
-    for wname, r in rows:
-        print(f"| {wname} | " + " | ".join(f"{r[c]:.3f}x" if c in r else "n/a" for c in cols) + " |")
-    print("n/a: the activations are functional calls, which module hooks do not see.")
+def print_table(title: str, head: list[str], body: list[list[str]], note: str) -> None:
+    """A titled markdown table (first column left-aligned, the others right-aligned) and its
+    footnote."""
+    print(title)
+    print(f"| {' | '.join(head)} |")
+    print("|---|" + "---:|" * (len(head) - 1))
+    for cells in body:
+        print(f"| {' | '.join(cells)} |")
+    print(note)
 
 
-def print_fixed(rows: list[tuple[str, dict[str, float]]]) -> None:
-    """The fixed-cost table: what a step pays for the monitor's presence, in us over plain."""
+def ratio(r: float) -> str:
+    return f"{r:.3f}x" if r < 10 else f"{r:.0f}x"
+
+
+def print_tables(rows: list[tuple[str, dict[str, Any]]], title: str, floor: bool, fixed: bool) -> None:
+    """The ratio table, the means-and-faults table, and the floor and fixed-cost tables when
+    they were measured."""
+    print_table(
+        title,
+        ["workload", "plain ms/step", *COLUMNS],
+        [[w, f"{r['_ms']:.2f}", *(ratio(r[c]) if c in r else "n/a" for c in COLUMNS)] for w, r in rows],
+        f"{AA}: a second copy of the plain model, timed the same way: the noise floor.",
+    )
+    watched = [c for c in COLUMNS if c.startswith("watch")]
     print()
-    print("The fixed cost of a step: median step time over plain in microseconds (ratio), in the "
-          "same rounds")  # fmt: skip
-    print(f"| workload | plain ms/step | {' | '.join(FIXED)} |")
-    print("|---|---:|" + "---:|" * len(FIXED))
-    for wname, r in rows:
-        cells = [f"{r['_us'][c]:+.0f} us ({r[c]:.3f}x)" for c in FIXED]
-        print(f"| {wname} | {r['_ms']:.2f} | " + " | ".join(cells) + " |")
-    print("empty hooks: the model's forward pre/post hooks, a pre-hook on the output's autograd "
-          "node and an end-of-backward callback, all with empty bodies (EmptyHooks).")  # fmt: skip
+    print_table(
+        "Means and the allocator: mean step time ratio to plain (flushes to the host included), "
+        "and minor page faults per step",
+        ["workload", *(f"{c} mean" for c in watched), "faults/step plain", *(f"faults/step {c}" for c in watched)],
+        [
+            [w, *(ratio(r["_mean"][c]) for c in watched), *(f"{r['_faults'][c]:.0f}" for c in ["plain", *watched])]
+            for w, r in rows
+        ],
+        "A page fault costs ~2.4 us here; glibc's malloc returns freed heap to the kernel and a "
+        "later step faults it back in, in some runs on every step, in others never.",
+    )
+    if floor:
+        cols = [*FLOOR, "watch every=1"]
+        print()
+        print_table(
+            "The floor: bare hooks doing only the arithmetic of a logged step (BareHooks), median "
+            "step time ratio to plain, in the same rounds",
+            ["workload", *cols],
+            [[w, *(ratio(r[c]) if c in r else "n/a" for c in cols)] for w, r in rows],
+            "n/a: the activations are functional calls, which module hooks do not see.",
+        )
+    if fixed:
+        print()
+        print_table(
+            "The fixed cost of a step: median step time over plain in microseconds (ratio), in "
+            "the same rounds",
+            ["workload", "plain ms/step", *FIXED],
+            [[w, f"{r['_ms']:.2f}", *(f"{r['_us'][c]:+.0f} us ({ratio(r[c])})" for c in FIXED)] for w, r in rows],
+            "empty hooks: the model's forward pre/post hooks, a pre-hook on the output's autograd "
+            "node and an end-of-backward callback, all with empty bodies (EmptyHooks).",
+        )
 
 
 def main() -> None:
@@ -462,32 +495,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = run(args.steps, args.cockpit_steps, args.floor, args.fixed)
-    cols = COLUMNS
-    print(f"gradsight.watch overhead: median step time ratio to plain, {args.steps} interleaved "
-          f"steps, torch {torch.__version__}, {torch.get_num_threads()} threads, {malloc_note}")  # fmt: skip
-    print(f"| workload | plain ms/step | {' | '.join(cols)} |")
-    print("|---|---:|" + "---:|" * len(cols))
-    for wname, r in rows:
-        cells = [(f"{r[c]:.3f}x" if r[c] < 10 else f"{r[c]:.0f}x") if c in r else "n/a" for c in cols]
-        print(f"| {wname} | {r['_ms']:.2f} | " + " | ".join(cells) + " |")
-    print(f"{AA}: a second copy of the plain model, timed the same way: the noise floor.")
-    watched = [c for c in cols if c.startswith("watch")]
-    print()
-    print("Means and the allocator: mean step time ratio to plain (flushes to the host included), "
-          "and minor page faults per step")  # fmt: skip
-    print(f"| workload | {' | '.join(f'{c} mean' for c in watched)} | faults/step plain | "
-          f"{' | '.join(f'faults/step {c}' for c in watched)} |")  # fmt: skip
-    print("|---|" + "---:|" * (2 * len(watched) + 1))
-    for wname, r in rows:
-        means, fl = r["_mean"], r["_faults"]
-        cells = [f"{means[c]:.3f}x" for c in watched] + [f"{fl['plain']:.0f}"] + [f"{fl[c]:.0f}" for c in watched]
-        print(f"| {wname} | " + " | ".join(cells) + " |")
-    print("A page fault costs ~2.4 us here; glibc's malloc returns freed heap to the kernel and a "
-          "later step faults it back in, in some runs on every step, in others never.")  # fmt: skip
-    if args.floor:
-        print_floor(rows)
-    if args.fixed:
-        print_fixed(rows)
+    title = (f"gradsight.watch overhead: median step time ratio to plain, {args.steps} interleaved "
+             f"steps, torch {torch.__version__}, {torch.get_num_threads()} threads, {malloc_note}")  # fmt: skip
+    print_tables(rows, title, args.floor, args.fixed)
     if not have_cockpit():
         print("cockpit economy: n/a, cockpit-for-pytorch is not installed here (see the docstring)")
     else:

@@ -115,3 +115,26 @@ def test_empty_hooks_run_one_end_of_backward_callback_per_backward_until_closed(
     hooks.close()
     model(x).sum().backward()
     assert hooks.calls == 4
+
+
+def test_the_tables_print_each_measured_number_in_its_column(capsys) -> None:
+    bench = _bench()
+    r = {c: 1.0 + 0.001 * i for i, c in enumerate(["plain", *bench.COLUMNS, *bench.FLOOR, *bench.FIXED])}
+    r["cockpit economy"] = 251.4
+    r["_ms"] = 2.5
+    r["_mean"] = {"watch (default every=10)": 1.02, "watch every=1": 1.1}
+    r["_faults"] = {"plain": 3.0, "watch (default every=10)": 4.4, "watch every=1": 5.6}
+    r["_us"] = {c: r[c] * 100 - 100 for c in bench.FIXED}
+    del r["bare: hold y, g"]  # not measured: n/a
+    bench.print_tables([("mlp", r)], "title", floor=True, fixed=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:4] == [
+        "title",
+        "| workload | plain ms/step | plain again (noise) | watch (default every=10) | watch every=1 | "
+        "naive .item() hooks | cockpit economy |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        "| mlp | 2.50 | 1.001x | 1.002x | 1.003x | 1.004x | 251x |",
+    ]
+    assert "| mlp | 1.020x | 1.100x | 3 | 4 | 6 |" in lines
+    assert "| mlp | n/a | 1.007x | 1.008x | 1.009x | 1.003x |" in lines
+    assert "| mlp | 2.50 | +1 us (1.010x) | +1 us (1.011x) | +1 us (1.012x) |" in lines
