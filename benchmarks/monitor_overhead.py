@@ -378,7 +378,8 @@ def run(
             shuffle(order)
             for c in order:
                 times[c].append(timed(c))
-        ratios = {c: statistics.median(times[c]) / statistics.median(times["plain"]) for c in fast}
+        medians = {c: statistics.median(times[c]) for c in fast}
+        ratios = {c: medians[c] / medians["plain"] for c in fast}
         means = {c: statistics.fmean(times[c]) / statistics.fmean(times["plain"]) for c in fast}
         per_step_faults = {c: statistics.fmean(faults[c]) for c in fast}
         for c in slow:  # seconds per step on a CPU: few rounds, each beside a plain step
@@ -387,12 +388,11 @@ def run(
         for _, _, mon in configs.values():
             if isinstance(mon, (gs.Monitor, NaiveMonitor, BareHooks, EmptyHooks)):
                 mon.close()
-        plain_median = statistics.median(times["plain"])
         extra = {
-            "_ms": plain_median * 1e3,
+            "_ms": medians["plain"] * 1e3,
             "_mean": means,
             "_faults": per_step_faults,
-            "_us": {c: (statistics.median(times[c]) - plain_median) * 1e6 for c in fast},
+            "_us": {c: (medians[c] - medians["plain"]) * 1e6 for c in fast},
         }
         rows.append((wname, ratios | extra))
     return rows
