@@ -52,7 +52,7 @@ from torch import nn
 
 from gradsight.activations import is_inplace_call
 from gradsight.errors import GradsightError
-from gradsight.monitor import diagnostics, nonfinite
+from gradsight.monitor import compiled, diagnostics, nonfinite
 from gradsight.monitor._util import (
     ErrorLog,
     all_finite,
@@ -185,6 +185,17 @@ class Monitor:
         self._bwd_queued = False
         self._fwd_bad_step = -1
         self._dist: bool | None = None  # see _distributed()
+        # stable hooks (torch.compile, see compiled.py): one set of hooks for the whole run
+        self._stable = compiled.is_compiled(model)
+        self._grad_forwards = 0  # forwards with gradients in this step
+        self._unobserved_told = False
+        self._stepped = False  # step() was called at least once
+        self._opt_steps: dict[int, int] = {}  # optimizer steps seen before the first step()
+        self._no_step_told = False
+        self._model_opts: dict[int, bool] = {}  # optimizer id -> it updates the model's parameters
+        self._opt_stepped = False  # an optimizer of the model stepped in this step
+        self._sites_fired = False  # a site hook ran in this step (its observation may be dropped)
+        self._errors_before = 0  # errors recorded before this step (a failing hook explains itself)
 
         # results
         self._window = StatsWindow(window)
@@ -237,6 +248,7 @@ class Monitor:
             self._read_held_grads(release=True)
             self._process_pending()
             self._flush(partial=True)
+            self._tell_missing_step(final=True)
         except Exception as exc:  # noqa: BLE001 - closing must always remove the hooks
             self.log.record("close", exc)
         finally:
@@ -268,6 +280,7 @@ class Monitor:
         steps (see the module docstring)."""
         if self.closed:
             return
+        self._stepped = True
         try:
             if self._held:  # forwards of this step that got no backward
                 self._check_all_held()
@@ -278,10 +291,14 @@ class Monitor:
         except Exception as exc:  # noqa: BLE001 - never crash the loop
             self.log.record("step", exc)
         self.step_index += 1
+        self._grad_forwards = 0
+        self._opt_stepped = False
+        self._sites_fired = False
+        self._errors_before = len(self.log.errors)
         self._logged = self.step_index % self.every == 0
         try:
             if self._logged:
-                if self._rearm:
+                if self._rearm and not self._stable:
                     self._rearm = False
                     self._disarm()
                 self._arm()
@@ -291,11 +308,13 @@ class Monitor:
             self.log.record("arm", exc)
 
     def report(self) -> Report:
-        """A snapshot of everything measured so far (callable during or after watching)."""
+        """A snapshot of everything measured so far (callable during or after watching). Asking
+        never changes what is measured: a step is in the report once ``step()`` closed it (or
+        ``close()``, for a last step without one), whenever the report is read."""
         try:
             self._check_all_held()
             self._process_pending()
-            self._flush(partial=True)
+            self._flush()
         except Exception as exc:  # noqa: BLE001
             self.log.record("report", exc)
         ctx = self._context()
@@ -359,7 +378,7 @@ class Monitor:
         return site
 
     def _mode_skip(self) -> bool:
-        return self._busy > 0 or self._suppress > 0 or self._replaying
+        return self._busy > 0 or self._suppress > 0 or self._replaying or not self._measuring()
 
     @contextlib.contextmanager
     def _internal(self) -> Iterator[None]:
@@ -425,6 +444,7 @@ class Monitor:
         obs, dropped = self._obs, False
         if self._settled == len(obs):
             return
+        self._sites_fired = True
         with self._internal():
             for i in range(self._settled, len(obs)):
                 entry = obs[i]
@@ -544,11 +564,40 @@ class Monitor:
         self._root_depth += 1
         if self._root_depth > 1:
             return
+        if not self._stable and compiled.called_from_compiled_code():
+            self._stable = True
+            self._disarm(force=True)  # the stable set replaces the armed hooks
+        if self._stable and not self._armed:
+            self._stabilise(args, kwargs)
         self._frames = [("", defaultdict(int))]
         self._inputs = (args, kwargs)
         self._rng = torch.get_rng_state() if self.check_nonfinite and self._random else None
         if torch.is_grad_enabled() and (not self._discovered or (self._rediscover and self._logged)):
             self._begin_discovery()
+
+    def _stabilise(self, args: Any, kwargs: Any) -> None:
+        """Under torch.compile: discover the sites by one eager forward that leaves no trace,
+        then register the one set of hooks kept for the rest of the run, before dynamo traces the
+        submodules (see compiled.py). A forward without gradients cannot discover: it waits."""
+        fresh = not self._armed
+        if not self._discovered:
+            if not torch.is_grad_enabled():
+                return
+            with compiled.side_effect_free(self.root):
+                self._begin_discovery()
+                try:
+                    self.root._call_impl(*args, **kwargs)  # eager; the root's own hooks stay out
+                finally:
+                    self._obs.clear()  # what the discovery forward saw is not this step's
+                    self._settled = 0
+                    self._pre_D.clear()
+                    self._grad_obs, self._grad_numel = [], 0
+                    self._suppress = self._owner_depth = 0
+                    self._end_discovery()
+        self._arm()
+        if fresh and "" in self._owners and self._armed:
+            # the root's own owner pre-hook was registered after its pre-hooks were read
+            self._on_owner_pre("", self.root, args)
 
     @no_compile
     @guarded("forward hook")
@@ -565,6 +614,7 @@ class Monitor:
             return  # the forward raised
         outs = [output] if type(output) is torch.Tensor else float_tensors(output)
         backward = torch.is_grad_enabled() and any(t.requires_grad for t in outs)
+        self._grad_forwards += backward
         if self.check_nonfinite and outs:
             if backward and sum(t.numel() for t in outs) <= HOLD_OUTPUTS:
                 # checked at the end of the backward, beside the entry gradients: one
@@ -674,6 +724,36 @@ class Monitor:
     @guarded("optimizer post-step hook")
     def _on_opt_post(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self._params.after_step(optimizer)
+        mine = self._model_opts.get(id(optimizer))
+        if mine is None:
+            mine = self._model_opts[id(optimizer)] = self._steps_model(optimizer)
+        self._opt_stepped = self._opt_stepped or mine
+        if not self._stepped and mine:
+            n = self._opt_steps[id(optimizer)] = self._opt_steps.get(id(optimizer), 0) + 1
+            if n >= 2:  # one optimizer stepped twice with no step() between: step() is missing
+                self._tell_missing_step(final=True)
+
+    def _steps_model(self, optimizer: Any) -> bool:
+        """Whether ``optimizer`` updates parameters of the watched model."""
+        ids = self._params.param_ids
+        return any(id(p) in ids for g in optimizer.param_groups for p in g["params"])
+
+    def _tell_missing_step(self, final: bool) -> None:
+        """One warning (and an entry in report().errors) when the optimizer stepped but
+        ``step()`` was never called: then no step is ever logged. ``final``: it will not be
+        (one optimizer stepped twice, or the monitor is closing)."""
+        if not final or self._stepped or self._no_step_told or not self._opt_steps:
+            return
+        self._no_step_told = True
+        n = sum(self._opt_steps.values())
+        self.log.record(
+            "mon.step() was never called",
+            GradsightError(
+                f"the optimizer stepped {n} time(s) but mon.step() was never called, so no step "
+                "is logged and the report stays empty; call mon.step() once per optimizer step, "
+                "after backward (usually right after opt.step())"
+            ),
+        )
 
     def _param_step(self) -> bool:
         """Parameter stats (gradient norms, the update ratio) change slowly: they are measured
@@ -685,6 +765,9 @@ class Monitor:
     # hooks: sites (logged steps)
     def _arm(self) -> None:
         if self._armed or self.closed or self._discovering:
+            return
+        if self._stable:
+            self._arm_stable()
             return
         owners = tuple(self._owners)
         for module, (path, _) in self._module_acts.items():
@@ -705,6 +788,21 @@ class Monitor:
                     always_call=True,
                 )
             )
+        for path in sorted(self._owners):
+            mod = self._modules.get(path)
+            if mod is None:
+                continue
+            self._armed.append(mod.register_forward_pre_hook(functools.partial(self._on_owner_pre, path)))
+            self._armed.append(mod.register_forward_hook(self._on_owner_post, always_call=True))
+
+    def _arm_stable(self) -> None:
+        """The hooks kept for the whole run under torch.compile (compiled.py): every module site
+        gets its pre- and post-hook, every owner its pair; they act on logged steps only."""
+        if not self._discovered:
+            return
+        for module in self._module_acts:
+            self._armed.append(module.register_forward_pre_hook(self._on_site_pre))
+            self._armed.append(module.register_forward_hook(self._on_site_post_counted, always_call=True))
         for path in sorted(self._owners):
             mod = self._modules.get(path)
             if mod is None:
@@ -737,7 +835,9 @@ class Monitor:
         self._fast_hooks[module] = (site, hook)
         return hook
 
-    def _disarm(self) -> None:
+    def _disarm(self, force: bool = False) -> None:
+        if self._stable and not force:
+            return  # under torch.compile the hooks never change (compiled.py)
         for h in self._armed:
             h.remove()
         self._armed = []
@@ -750,7 +850,8 @@ class Monitor:
         self._suppress += 1
         site = self._module_site(module)
         if (
-            site is not None
+            self._measuring()
+            and site is not None
             and site.inplace
             and site.out_deriv is None
             and not site.act.is_gated
@@ -778,9 +879,14 @@ class Monitor:
             return
         self._measure_module_site(module, args, output)
 
+    def _measuring(self) -> bool:
+        """Whether site hooks measure now: always when they are armed for this step only, on
+        logged steps (and the discovery forward) when they stay armed under torch.compile."""
+        return not self._stable or self._logged or self._discovering
+
     def _measure_module_site(self, module: nn.Module, args: Any, output: Any) -> None:
         pre = self._pre_D.pop(module, None)
-        if output is None or not torch.is_grad_enabled():
+        if output is None or not torch.is_grad_enabled() or not self._measuring():
             return
         site = self._module_site(module)
         if site is None:
@@ -838,10 +944,10 @@ class Monitor:
             name = functional_name(path, act.name, k)
             site = self._sites_by_name.get(name)
             if site is None:
-                if not self._discovering:
+                if not self._discovering and not self._stable:
                     self._rediscover = True
                     return func(*args, **kwargs)
-                site = self._new_site(name, act, "functional")
+                site = self._new_site(name, act, "functional")  # under torch.compile: as it comes
             if self._discovering:
                 self._owners.add(path)
             inplace = is_inplace_call(func, args, kwargs)
@@ -1084,6 +1190,19 @@ class Monitor:
         if len(self.sites) != self._ready_sites:
             self._flush()  # a new site changes the layout: close the steps before it apart
         obs = self._take_observations()
+        trained = self._grad_forwards or self._opt_stepped
+        explained = self._sites_fired or len(self.log.errors) > self._errors_before
+        if not explained and self.sites and trained and not self._unobserved_told:
+            self._unobserved_told = True  # never an empty report that looks healthy
+            self.log.record(
+                "activation sites",
+                GradsightError(
+                    f"logged step {self.step_index} trained the model but none of its "
+                    f"{len(self.sites)} activation sites ({self.sites[0].name!r}, ...) was observed; "
+                    "their statistics are missing from this step on (a model run without its "
+                    "module hooks: torch.compile of model.forward, a scripted or exported model?)"
+                ),
+            )
         if self._grad_obs:
             self._read_held_grads(release=True)
         if not self._ready:

@@ -41,6 +41,9 @@ class LayerStats:
     mean_derivative    E[f'(z)] over all samples and units in the window: how open the valve is
     active_fraction    fraction of units whose mean derivative is at least 1 % of sup|f'|
     grad_rms           grad_norm / sqrt(number of elements): comparable across widths
+    backward_seen      False when no backward reached the site in the window (forward-only
+                       steps): grad_norm and grad_rms are then NaN, and read "no backward seen"
+                       in ``to_dict`` and the report table
     units              units of the site (channels for conv-shaped outputs, else last dim)
     samples            samples per unit seen in the window (batch x spatial positions x steps)
     steps              observed steps in the window
@@ -59,6 +62,7 @@ class LayerStats:
     mean_derivative: float
     active_fraction: float
     grad_rms: float = math.nan
+    backward_seen: bool = True
     units: int = 0
     samples: int = 0
     steps: int = 0
@@ -68,7 +72,13 @@ class LayerStats:
     step: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self))
+        out = _clean(asdict(self))
+        if not self.backward_seen:
+            out["grad_norm"] = out["grad_rms"] = NO_BACKWARD
+        return out
+
+
+NO_BACKWARD = "no backward seen"  # what gradient statistics read when no backward reached a site
 
 
 @dataclass(frozen=True)

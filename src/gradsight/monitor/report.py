@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gradsight.monitor.records import Finding, LayerStats, ParamStats, _clean
+from gradsight.monitor.records import NO_BACKWARD, Finding, LayerStats, ParamStats, _clean
 
 
 class StepRecord:
@@ -136,7 +136,12 @@ COLUMNS = (
 def format_table(layers: list[LayerStats], findings: list[Finding], meta: dict[str, Any]) -> str:
     rows = [[h for h, _, _ in COLUMNS]]
     for ls in layers:
-        rows.append([_fmt(getattr(ls, attr), pct) for _, attr, pct in COLUMNS])
+        rows.append(
+            [
+                NO_BACKWARD if attr == "grad_norm" and not ls.backward_seen else _fmt(getattr(ls, attr), pct)
+                for _, attr, pct in COLUMNS
+            ]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     lines = []
     title = f"gradsight watch: {meta.get('model', 'model')}, {len(layers)} sites"

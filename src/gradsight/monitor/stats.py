@@ -63,12 +63,15 @@ class Observation:
             self.on_grad(g)
 
 
+NO_GRAD = -1.0  # a site's sum of ||g||^2 in a step whose backward did not reach it (no backward seen)
+
+
 @dataclass
 class _StepEntry:
     step: int
     flat: np.ndarray  # (U,) per-unit D of every site in the layout
     n: list[float]  # per site samples per unit
-    gsq: list[float]  # per site sum of ||g||^2 (nan when no gradient was seen)
+    gsq: list[float]  # per site sum of ||g||^2 (NO_GRAD when no gradient was seen, nan when one was non-finite)
     numel: list[float]
 
 
@@ -117,9 +120,10 @@ class Summary:
             g = self.gsq[i]
             out.append(
                 LayerStats(
-                    grad_norm=math.sqrt(g) if not math.isnan(g) else math.nan,
+                    grad_norm=math.sqrt(g) if g >= 0 else math.nan,
                     mean_derivative=self.step_sum[i] / (self.n[i] * c),
-                    grad_rms=math.sqrt(g / self.numel[i]) if self.numel[i] > 0 and not math.isnan(g) else math.nan,
+                    grad_rms=math.sqrt(g / self.numel[i]) if self.numel[i] > 0 and g >= 0 else math.nan,
+                    backward_seen=not g < 0,
                     samples=int(self.n[i]),
                     steps=1,
                     step=self.step,
@@ -135,13 +139,14 @@ class Summary:
             if self.nW[i] <= 0:
                 continue
             seen = [(st, gs[i], nm[i]) for st, ns, gs, nm in self.ring if ns and ns[i] > 0]
-            norms = [math.sqrt(g) for _, g, _ in seen if not math.isnan(g)]
-            rmss = [math.sqrt(g / m) for _, g, m in seen if not math.isnan(g) and m > 0]
+            norms = [math.sqrt(g) for _, g, _ in seen if g >= 0]
+            rmss = [math.sqrt(g / m) for _, g, m in seen if g >= 0 and m > 0]
             out.append(
                 LayerStats(
                     grad_norm=statistics.median(norms) if norms else math.nan,
                     mean_derivative=self.win_sum[i] / (self.nW[i] * c),
                     grad_rms=statistics.median(rmss) if rmss else math.nan,
+                    backward_seen=any(not g < 0 for _, g, _ in seen),
                     samples=int(self.nW[i]),
                     steps=len(seen),
                     step=max(st for st, _, _ in seen) if seen else self.step,
@@ -246,7 +251,7 @@ class StatsWindow:
 
     def _group(self, step: int, observations: list[Observation], d: np.ndarray, g: np.ndarray) -> _StepEntry:
         """One step's observations laid out by site: flat D (U,), per site n, numel,
-        sum ||g||^2 (nan where no gradient was seen)."""
+        sum ||g||^2 (NO_GRAD where no gradient was seen)."""
         S = len(self.layout)
         in_order = len(observations) == S and all(
             ob.site is site and ob.n_units == c and len(ob.gnorms) <= 1
@@ -258,7 +263,7 @@ class StatsWindow:
             have = np.array([len(ob.gnorms) == 1 for ob in observations], dtype=bool)
             gsq = np.zeros(S)
             gsq[have] = np.square(g)
-            return _StepEntry(step, d, n, np.where(have, gsq, math.nan).tolist(), numel)
+            return _StepEntry(step, d, n, np.where(have, gsq, NO_GRAD).tolist(), numel)
         units = [c for _, c in self.layout]
         index = {site: i for i, (site, _) in enumerate(self.layout)}
         flat = np.zeros(sum(units))
@@ -278,7 +283,7 @@ class StatsWindow:
                     have[i] = True
             pos += c
             gpos += k
-        return _StepEntry(step, flat, n_a.tolist(), np.where(have, gsq, math.nan).tolist(), numel_a.tolist())
+        return _StepEntry(step, flat, n_a.tolist(), np.where(have, gsq, NO_GRAD).tolist(), numel_a.tolist())
 
     def finalize_many(
         self,
@@ -301,12 +306,12 @@ class StatsWindow:
             if obs:
                 entry = self._group(step, obs, d, g)
             else:  # a rank that saw nothing this step still takes part in the all_reduce
-                entry = _StepEntry(step, np.zeros(U), [0.0] * S, [math.nan] * S, [0.0] * S)
+                entry = _StepEntry(step, np.zeros(U), [0.0] * S, [NO_GRAD] * S, [0.0] * S)
             if all_reduce:
                 gsq = np.asarray(entry.gsq)
-                have = ~np.isnan(gsq)
+                have = ~(gsq < 0)  # a non-finite gradient (nan) was seen
                 flat, n, numel, gsq = _all_reduce(entry.flat, np.asarray(entry.n), np.asarray(entry.numel), np.where(have, gsq, 0.0))
-                gsq = np.where(have | (gsq > 0), gsq, math.nan)
+                gsq = np.where(have | (gsq > 0), gsq, NO_GRAD)
                 entry = _StepEntry(step, flat, n.tolist(), gsq.tolist(), numel.tolist())
             entries.append(entry)
         return self._close(entries)

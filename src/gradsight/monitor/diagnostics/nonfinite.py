@@ -25,10 +25,13 @@ class NonFinite(Diagnostic):
 
     def check(self, ctx: Context) -> list[Finding]:
         out = []
-        for key in ("forward", "backward"):
-            ev = ctx.events.get(key)
-            if ev is None:
-                continue
+        # causal order: the earliest (step, then forward before backward) comes first and
+        # is the only one called "first"
+        events = sorted(
+            ((ev.step, order, ev) for order, key in enumerate(("forward", "backward")) if (ev := ctx.events.get(key))),
+            key=lambda t: t[:2],
+        )
+        for _, _, ev in events:
             where = ev.site or "an unlocated op"
             module = f" (module {ev.module!r})" if ev.module else ""
             located = ev.site is not None
@@ -38,7 +41,8 @@ class NonFinite(Diagnostic):
                     layers=(ev.site,) if ev.site else (),
                     severity="critical",
                     message=(
-                        f"first non-finite value at step {ev.step} {PHASE_TEXT.get(ev.phase, ev.phase)}: "
+                        ("first" if not out else "a later")
+                        + f" non-finite value at step {ev.step} {PHASE_TEXT.get(ev.phase, ev.phase)}: "
                         + (f"it originates at {where}{module}." if located else "its origin could not be located.")
                         + (f" {ev.later_steps} later steps were non-finite too." if ev.later_steps else "")
                     ),
