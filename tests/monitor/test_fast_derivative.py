@@ -99,9 +99,9 @@ def test_history_stays_bounded_and_keeps_the_recent_steps_dense(monkeypatch):
     from tests.monitor.helpers import mlp, train
 
     import gradsight as gs
-    from gradsight.monitor import monitor
+    from gradsight.monitor import flush
 
-    monkeypatch.setattr(monitor, "MAX_HISTORY", 8)
+    monkeypatch.setattr(flush, "MAX_HISTORY", 8)
     model = mlp(depth=1, width=8)
     with gs.watch(model, every=1) as mon:
         train(model, mon, steps=30)

@@ -252,9 +252,9 @@ def test_a_forward_with_gradients_and_no_backward_is_checked_at_step():
 
 
 def test_a_large_output_is_checked_at_the_end_of_the_forward(monkeypatch):
-    from gradsight.monitor import monitor
+    from gradsight.monitor import guard
 
-    monkeypatch.setattr(monitor, "HOLD_OUTPUTS", 0)
+    monkeypatch.setattr(guard, "HOLD_OUTPUTS", 0)
     model = Net("forward", 2)
     with gs.watch(model) as mon:
         model(torch.randn(6, 8))

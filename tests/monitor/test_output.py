@@ -48,9 +48,9 @@ def test_nan_values_are_json_safe():
 
 
 def test_jsonl_streams_one_line_per_logged_step(tmp_path, monkeypatch):
-    from gradsight.monitor import monitor
+    from gradsight.monitor import flush
 
-    monkeypatch.setattr(monitor, "FLUSH_SECONDS", 0.0)  # a slow step: each closed at once
+    monkeypatch.setattr(flush, "FLUSH_SECONDS", 0.0)  # a slow step: each closed at once
     path = tmp_path / "run" / "watch.jsonl"
     model = mlp(depth=2)
     with gs.watch(model, every=2, jsonl=path) as mon:

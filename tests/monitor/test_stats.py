@@ -137,9 +137,9 @@ def test_gradient_accumulation_sums_microbatches():
 
 
 def _watched_run(monkeypatch, flush_steps: int, tmp_path, tag: str) -> tuple[dict, list[str]]:
-    from gradsight.monitor import monitor
+    from gradsight.monitor import flush
 
-    monkeypatch.setattr(monitor, "FLUSH_STEPS", flush_steps)
+    monkeypatch.setattr(flush, "FLUSH_STEPS", flush_steps)
     torch.manual_seed(0)
     model = mlp(nn.Tanh, depth=3, width=16)
     with torch.no_grad():
@@ -160,9 +160,9 @@ def test_closing_logged_steps_together_changes_no_number(monkeypatch, tmp_path):
 
 
 def test_waiting_steps_reach_the_sinks_after_flush_seconds(monkeypatch, tmp_path):
-    from gradsight.monitor import monitor
+    from gradsight.monitor import flush
 
-    monkeypatch.setattr(monitor, "FLUSH_STEPS", 1000)
+    monkeypatch.setattr(flush, "FLUSH_STEPS", 1000)
     model = mlp(depth=1, width=8)
     path = tmp_path / "live.jsonl"
 
@@ -172,7 +172,7 @@ def test_waiting_steps_reach_the_sinks_after_flush_seconds(monkeypatch, tmp_path
     with gs.watch(model, every=1, jsonl=path) as mon:
         train(model, mon, steps=3)
         assert lines() == []  # waiting for the host
-        monkeypatch.setattr(monitor, "FLUSH_SECONDS", 0.0)
+        monkeypatch.setattr(flush, "FLUSH_SECONDS", 0.0)
         train(model, mon, steps=1)
         assert len(lines()) == 4  # the waiting steps and this one
         assert [r.step for r in mon.history] == [0, 1, 2, 3]
@@ -181,10 +181,10 @@ def test_waiting_steps_reach_the_sinks_after_flush_seconds(monkeypatch, tmp_path
 def test_a_step_closed_late_does_not_know_of_a_later_nan(monkeypatch, tmp_path):
     import json
 
-    from gradsight.monitor import monitor
+    from gradsight.monitor import flush
 
-    monkeypatch.setattr(monitor, "FLUSH_STEPS", 1000)
-    monkeypatch.setattr(monitor, "FLUSH_SECONDS", 1e9)
+    monkeypatch.setattr(flush, "FLUSH_STEPS", 1000)
+    monkeypatch.setattr(flush, "FLUSH_SECONDS", 1e9)
     model = mlp(depth=2, width=8)
     path = tmp_path / "nan.jsonl"
     with gs.watch(model, every=1, jsonl=path) as mon:
@@ -236,11 +236,11 @@ def _site_grads_by_hand(model: _TanhGelu, xs: list[torch.Tensor]) -> list[float]
     ids=["held-off-cpu", "off-cpu-beyond-HOLD_GRADS", "normed-in-hook-on-cpu"],
 )
 def test_site_gradient_norms_are_exact_held_or_taken_in_the_hook(monkeypatch, in_hook_devices, hold_grads):
-    from gradsight.monitor import monitor
+    from gradsight.monitor import buffer, monitor
 
-    monkeypatch.setattr(monitor, "NORM_IN_HOOK_DEVICES", in_hook_devices)  # () holds, as off the CPU
+    monkeypatch.setattr(buffer, "NORM_IN_HOOK_DEVICES", in_hook_devices)  # () holds, as off the CPU
     if hold_grads is not None:
-        monkeypatch.setattr(monitor, "HOLD_GRADS", hold_grads)
+        monkeypatch.setattr(buffer, "HOLD_GRADS", hold_grads)
     held: list = []  # the observations whose gradients were held, at each read
     read = monitor.Monitor._read_held_grads
 

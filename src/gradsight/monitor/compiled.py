@@ -26,7 +26,7 @@ _DEPTH = 32  # caller frames looked at, at most
 
 def called_from_compiled_code() -> bool:
     """Whether a frame of ``torch.compile``'s wrapper is on the caller's stack (cheap: a walk of at
-    most _DEPTH frames, ~1 us)."""
+    most _DEPTH frames)."""
     f = sys._getframe(1)
     for _ in range(_DEPTH):
         if f is None:
