@@ -52,12 +52,14 @@ from torch import nn
 
 from gradsight.activations import is_inplace_call
 from gradsight.errors import GradsightError
-from gradsight.monitor import diagnostics, nonfinite
+from gradsight.monitor import diagnostics, distributed, nonfinite
 from gradsight.monitor._util import (
     ErrorLog,
     all_finite,
+    clean_name,
     float_tensors,
     guarded,
+    named_modules,
     no_compile,
     unwrap,
 )
@@ -132,12 +134,12 @@ class Monitor:
         self.closed = False
 
         # sites
-        self._module_acts = module_sites(self.root)
+        self._module_acts = {m: (clean_name(n), a) for m, (n, a) in module_sites(self.root).items()}
         self._site_of_module: dict[nn.Module, Site] = {}
         self._sites_by_name: dict[str, Site] = {}
         self.sites: list[Site] = []
         self._owners: set[str] = set()
-        self._names = {m: n for n, m in self.root.named_modules()}
+        self._names = {m: n for n, m in named_modules(self.root)}
         self._modules = {n: m for m, n in self._names.items()}
 
         # state of the current forward
@@ -185,6 +187,7 @@ class Monitor:
         self._bwd_queued = False
         self._fwd_bad_step = -1
         self._dist: bool | None = None  # see _distributed()
+        self._guard = distributed.NonFiniteGuard()  # the non-finite verdict across ranks
 
         # results
         self._window = StatsWindow(window)
@@ -269,6 +272,7 @@ class Monitor:
         if self.closed:
             return
         try:
+            self._guard.settle(self)  # under torch.distributed: all ranks locate a bad step
             if self._held:  # forwards of this step that got no backward
                 self._check_all_held()
             self._entry_grads.clear()  # of a backward that did not pass the model's output
@@ -634,6 +638,12 @@ class Monitor:
         if self._grad_obs:
             self._read_held_grads()
         loss = [g for g in grads if g is not None]
+        if self.check_nonfinite and self._guard.active():  # one verdict for all ranks
+            entry = [p.grad for p in self._entry_params if p.grad is not None] + self._entry_grads
+            self._entry_grads.clear()
+            params_ok = not (self._logged and self._param_step()) or self._params.read_grads()
+            self._guard.backward_end(self, grads, entry, params_ok)
+            return
         ok, bad = True, False
         if self.check_nonfinite:
             # the forward outputs held to here, the entry layers' gradients (a backward NaN
@@ -881,7 +891,7 @@ class Monitor:
         self._hint_channel = False
         self._random = any(isinstance(m, _RANDOM_MODULES) for m in self.root.modules())
         self._mode.on_other = self._on_other_op
-        for name, mod in self.root.named_modules():
+        for name, mod in named_modules(self.root):
             if mod is self.root:
                 continue
             self._disc_handles.append(
@@ -917,6 +927,7 @@ class Monitor:
         for h in self._entry_handles:
             h.remove()
         self._entry_handles = [m.register_forward_hook(self._on_entry_out) for m in self._hooked_entries]
+        distributed.warn_tensor_parallel(self.sites, self.log)
         if self._logged:
             self._arm()
 
@@ -945,7 +956,7 @@ class Monitor:
         elif isinstance(module, (nn.Linear, nn.LayerNorm, nn.Embedding)):
             self._hint_channel = False
         outs = float_tensors(output)
-        owns = any(True for _ in module.parameters(recurse=False))
+        owns = name in self._params.layer_set  # FSDP1's flat parameters too (params.py)
         ins = float_tensors(args)
         if owns or isinstance(module, PASS_THROUGH):
             first_in = ins[0] if ins else None
