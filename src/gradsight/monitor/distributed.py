@@ -215,6 +215,8 @@ class NonFiniteGuard:
 
     def settle(self, mon: Monitor) -> None:
         """Locate the kept steps, all ranks together (called from ``mon.step()``)."""
+        if not self.pending:
+            return
         import torch.distributed as dist
 
         pending, self.pending = self.pending, []

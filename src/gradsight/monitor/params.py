@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from gradsight.monitor import distributed
-from gradsight.monitor._util import clean_name, local_tensor
+from gradsight.monitor._util import clean_name, local_tensor, named_modules
 from gradsight.monitor.records import ParamStats
 
 SAMPLE = 4096  # entries per tensor for the update ratio
@@ -92,7 +92,13 @@ def _layers(model: nn.Module) -> tuple[list[str], list[_Piece]]:
                 continue
             div = orig_divisor.get(id(p), distributed.dtensor_divisor(p, world))
             pieces.append(_Piece(layer(clean_name(path)), p, div))
-    return names, pieces
+    # module order (a flat parameter sits on its FSDP unit's root, ahead of nested units)
+    rank = {n: i for i, (n, _) in reversed(list(enumerate(named_modules(model))))}
+    order = sorted(range(len(names)), key=lambda i: rank.get(names[i], len(rank)))
+    new_index = {old: new for new, old in enumerate(order)}
+    for piece in pieces:
+        piece.layer = new_index[piece.layer]
+    return [names[i] for i in order], pieces
 
 
 class ParamTracker:
