@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import time
 import warnings
@@ -48,7 +49,7 @@ class Net(nn.Module):
 
 class Planted(nn.Module):
     """fc1 -> tanh -> op -> head, where op is log(1 + h) (forward: log 0 = -inf where tanh
-    saturates at -1) or sqrt(1 + h) (backward: d sqrt/dx = inf at 0)."""
+    saturates at -1), sqrt(1 + h) (backward: d sqrt/dx = inf at 0) or nothing."""
 
     def __init__(self, op: str) -> None:
         super().__init__()
@@ -59,7 +60,8 @@ class Planted(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = 1.0 + self.act(self.fc1(x))
-        return self.head(torch.log(h) if self.op == "log" else torch.sqrt(h))
+        ops = {"log": torch.log, "sqrt": torch.sqrt}
+        return self.head(ops[self.op](h) if self.op in ops else h)
 
 
 def _batch(step: int, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,7 +120,11 @@ def _nan_run(kind: str, op: str, rank: int, world: int) -> dict:
     with gs.watch(wrapped, every=2) as mon:
         for step in range(STEPS):
             x, y = _batch(step, rank, world)
-            if step == 1 and rank == 1:
+            if step == 1 and rank == 1 and op == "param":
+                with torch.no_grad():  # this rank's shard only (all of it under DDP)
+                    local = getattr(model.head.weight, "to_local", lambda: model.head.weight)()
+                    local.view(-1)[-1] = math.nan
+            elif step == 1 and rank == 1:
                 x[3] = -1e4  # tanh(fc1(x)) = -1 exactly for some units: log(0), sqrt'(0)
             out = wrapped(x)
             F.cross_entropy(torch.nan_to_num(out), y).backward()
@@ -175,7 +181,7 @@ def _worker(rank: int, world: int, tmp: str) -> None:
             model = Net()
             out[kind] = _train(model, _wrap(kind, model), rank, world)
         for kind in ("ddp", "fsdp2"):
-            for op in ("log", "sqrt"):
+            for op in ("log", "sqrt", "param"):
                 out[f"nan_{kind}_{op}"] = _nan_run(kind, op, rank, world)
         out["tp"] = _tp_run(rank, world)
         with open(os.path.join(tmp, f"rank{rank}.json"), "w") as fh:
@@ -249,3 +255,15 @@ def test_tensor_parallel_site_is_named_in_a_warning(ranks):
         said = [w for w in tp["warnings"] if w.startswith("GradsightWarning") and "column-sharded" in w]
         assert len(said) == 1 and "sites ['1'] read" in said[0]
         assert [e for e in tp["errors"] if "column-sharded" in e] == [said[0].split("monitor: ", 1)[1].rsplit(" (see", 1)[0]]
+
+
+@pytest.mark.parametrize("kind", ["ddp", "fsdp2"])
+def test_nan_in_one_ranks_shard_of_a_parameter(ranks, kind):
+    r0, r1 = (r[f"nan_{kind}_param"]["findings"] for r in ranks)
+    assert r0 == r1
+    assert len(r0) == 1, r0
+    ev = r0[0]["evidence"]
+    assert (ev["phase"], ev["step"], ev["site"], ev["module"], ev["nan"]) == ("parameters", 1, "head.weight", "head", 1)
+    # DDP: only rank 1 holds the NaN. FSDP2: rank 0's own shard is finite, yet it finds the
+    # NaN, because the parameter is judged whole (rank 0 is the lowest rank that found it)
+    assert ev["rank"] == (1 if kind == "ddp" else 0)
