@@ -79,7 +79,10 @@ def _train(model: nn.Module, wrapped: nn.Module, rank: int, world: int) -> dict:
     with gs.watch(wrapped, every=1) as mon:
         for step in range(STEPS):
             x, y = _batch(step, rank, world)
-            F.cross_entropy(wrapped(x), y).backward()
+            out = wrapped(x)
+            if world > 1 and rank == 0 and step == 1:
+                mon.report()  # one rank alone, mid-step: must neither wait for the others nor change a number
+            F.cross_entropy(out, y).backward()
             opt.step()
             opt.zero_grad()
             mon.step()
@@ -134,7 +137,14 @@ def _nan_run(kind: str, op: str, rank: int, world: int) -> dict:
     return {"findings": [f.to_dict() for f in mon.report().findings if f.kind == "non_finite"]}
 
 
-def _tp_run(rank: int, world: int) -> dict:
+def _tp_model() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 4))
+
+
+def _tp_run(world: int) -> dict:
+    """fc "0" column-parallel, fc "2" row-parallel, fc "4" plain (a mix of DTensor and plain
+    parameters); one step on the same batch on every rank (world 1: the reference)."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor.parallel import (
         ColwiseParallel,
@@ -144,20 +154,24 @@ def _tp_run(rank: int, world: int) -> dict:
 
     import gradsight as gs
 
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 4))
-    mesh = init_device_mesh("cpu", (world,))
-    parallelize_module(model, mesh, {"0": ColwiseParallel(), "2": RowwiseParallel()})
+    model = _tp_model()
+    if world > 1:
+        mesh = init_device_mesh("cpu", (world,))
+        parallelize_module(model, mesh, {"0": ColwiseParallel(), "2": RowwiseParallel()})
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with gs.watch(model, every=1) as mon:
             x, y = _batch(0, 0, 1)  # tensor parallel: every rank sees the same batch
             F.cross_entropy(model(x), y).backward()
+            opt.step()
             mon.step()
+    rep = mon.report()
     return {
         "warnings": [f"{w.category.__name__}: {w.message}" for w in caught],
-        "errors": mon.report().errors,
+        "errors": rep.errors,
         "sites": mon.site_names,
+        "params": [p.to_dict() for p in rep.params],
     }
 
 
@@ -168,6 +182,7 @@ def _worker(rank: int, world: int, tmp: str) -> None:
     torch.manual_seed(0)
     model = Net()
     out["ref"] = _train(model, model, 0, 1)
+    out["tp_ref"] = _tp_run(1)
     dist.init_process_group(
         "gloo",
         init_method=f"file://{tmp}/rendezvous",
@@ -183,7 +198,7 @@ def _worker(rank: int, world: int, tmp: str) -> None:
         for kind in ("ddp", "fsdp2"):
             for op in ("log", "sqrt", "param"):
                 out[f"nan_{kind}_{op}"] = _nan_run(kind, op, rank, world)
-        out["tp"] = _tp_run(rank, world)
+        out["tp"] = _tp_run(world)
         with open(os.path.join(tmp, f"rank{rank}.json"), "w") as fh:
             json.dump(out, fh)
         dist.barrier()
@@ -246,15 +261,24 @@ def test_nan_on_one_rank_is_located_by_both(ranks, kind, op, phase):
 
 
 
-def test_tensor_parallel_site_is_named_in_a_warning(ranks):
+def test_tensor_parallel_is_named_in_a_warning_and_its_parameters_are_whole(ranks):
+    ref = ranks[0]["tp_ref"]
+    assert ref["errors"] == [] and ref["warnings"] == []
     for r in ranks:
         tp = r["tp"]
         assert tp["sites"] == ["1", "3"]
+        said = [w for w in tp["warnings"] if w.startswith("GradsightWarning")]
+        assert len(said) == 1, said
         # "1" reads fc "0"'s column-sharded output (8 of 16 units per rank); "3" reads the
-        # row-parallel layer's whole output and is measured correctly: not named
-        said = [w for w in tp["warnings"] if w.startswith("GradsightWarning") and "column-sharded" in w]
-        assert len(said) == 1 and "sites ['1'] read" in said[0]
-        assert [e for e in tp["errors"] if "column-sharded" in e] == [said[0].split("monitor: ", 1)[1].rsplit(" (see", 1)[0]]
+        # row-parallel layer's whole output
+        assert "layers ['0', '2'] hold DTensor parameters" in said[0]
+        assert "sites ['1'] read a column-sharded output" in said[0]
+        assert len(tp["errors"]) == 1 and tp["errors"][0] in said[0]
+        # DTensor and plain parameters side by side: whole-tensor norms, as one process
+        assert [p["name"] for p in tp["params"]] == [p["name"] for p in ref["params"]] == ["0", "2", "4"]
+        for a, b in zip(ref["params"], tp["params"], strict=True):
+            for key in ("grad_norm", "weight_norm", "update_ratio"):
+                assert b[key] == pytest.approx(a[key], rel=1e-5), (b["name"], key)
 
 
 @pytest.mark.parametrize("kind", ["ddp", "fsdp2"])

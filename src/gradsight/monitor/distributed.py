@@ -17,10 +17,10 @@ Conventions (what a user reads in a report is the same with 1 process or N):
   locate it together, each replaying its own step with no collective (FSDP2's hooks are set
   aside and the parameters gathered beforehand by all ranks at once), and the origin found on
   the lowest rank that found one is reported by all.
-- **Tensor-parallel sites** (a site reading a column-sharded output) are not measured
-  correctly -- each rank sees its slice of the units and the sums across ranks add different
-  units -- and are named in a GradsightWarning and ``report().errors``
-  (:func:`warn_tensor_parallel`).
+- **Tensor parallelism** is detected, not measured: the site sums treat every rank as a
+  data-parallel rank with its own samples, and a site reading a column-sharded output sees
+  only its slice of the units. A GradsightWarning and ``report().errors`` say so and name
+  those sites (:func:`warn_tensor_parallel`); parameter statistics are whole-tensor and right.
 
 Every collective here is issued at the same point by every rank: at the end of each backward
 (the verdict), on logged steps (site sums, parameter norms) and at ``mon.step()`` after a
@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from gradsight.monitor import nonfinite
-from gradsight.monitor._util import ErrorLog, all_finite
+from gradsight.monitor._util import ErrorLog, all_finite, clean_name
 
 if TYPE_CHECKING:
     from gradsight.monitor.monitor import Monitor
@@ -293,16 +293,44 @@ def tensor_parallel_sites(sites: list[Any]) -> list[str]:
     return [s.name for s in sites if _column_sharded(s)]
 
 
-def warn_tensor_parallel(sites: list[Any], log: ErrorLog) -> None:
-    """Name the tensor-parallel sites in a GradsightWarning and ``report().errors`` (once)."""
-    names = tensor_parallel_sites(sites)
-    if not names:
+def _tensor_parallel_params(model: nn.Module) -> list[str]:
+    """Layers with DTensor parameters that no FSDP2 ``fully_shard`` manages (FSDP2 alone
+    shards every parameter as a DTensor; tensor parallelism is the other source)."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # pragma: no cover - torch without FSDP2
+        return []
+    out: list[str] = []
+
+    def walk(mod: nn.Module, path: str, under_fsdp: bool) -> None:
+        under_fsdp = under_fsdp or isinstance(mod, FSDPModule)
+        if not under_fsdp and any(is_dtensor(p) for p in mod.parameters(recurse=False)):
+            out.append(clean_name(path))
+        for name, child in mod.named_children():
+            walk(child, f"{path}.{name}" if path else name, under_fsdp)
+
+    walk(model, "", False)
+    return out
+
+
+def warn_tensor_parallel(sites: list[Any], model: nn.Module, log: ErrorLog) -> None:
+    """Say in a GradsightWarning and ``report().errors`` (once) what tensor parallelism does to
+    the site statistics, naming the sites that read a column-sharded output. The site sums
+    are reduced over all ranks as data-parallel ranks with their own samples; ranks of one
+    tensor-parallel group share their samples."""
+    column = tensor_parallel_sites(sites)
+    layers = _tensor_parallel_params(model)
+    if not column and not layers:
         return
     message = (
-        f"sites {names!r} read a column-sharded output (tensor parallel, e.g. ColwiseParallel): "
-        "each rank sees only its slice of the units and their sums across ranks add different "
-        "units, so their dead/saturated fractions, derivative means and gradient norms are not "
-        "those of the whole layer; sites fed by whole (replicated) outputs are measured correctly"
+        f"tensor parallelism found (layers {layers!r} hold DTensor parameters outside FSDP2; "
+        f"sites {column!r} read a column-sharded output, e.g. of ColwiseParallel). Site "
+        "statistics are summed over all ranks as if each rank saw its own samples: ranks of a "
+        "tensor-parallel group share theirs, so samples are counted once per rank and site "
+        "gradient norms are off by sqrt(world size), and a site reading a column-sharded "
+        "output sees only this rank's slice of the units, whose sums across ranks add "
+        "different units. Parameter statistics (weight_grad_norm, update_ratio) are whole-tensor "
+        "and correct"
     )
     if not any(message in line for line in log.errors):
         log.note("tensor parallel", message)

@@ -927,7 +927,7 @@ class Monitor:
         for h in self._entry_handles:
             h.remove()
         self._entry_handles = [m.register_forward_hook(self._on_entry_out) for m in self._hooked_entries]
-        distributed.warn_tensor_parallel(self.sites, self.log)
+        distributed.warn_tensor_parallel(self.sites, self.root, self.log)
         if self._logged:
             self._arm()
 
@@ -1111,7 +1111,7 @@ class Monitor:
         """Close the waiting logged steps on the host: one copy, then per step the window
         and a history record (and the sinks' line). ``partial`` also closes the step in
         progress (its forward seen, ``step()`` not yet called)."""
-        if partial:
+        if partial and not self._distributed():  # one rank may be here alone: no all_reduce
             obs = self._take_observations()
             if obs:
                 self._ready.append((self.step_index, obs, self._params.take(self.step_index)))
