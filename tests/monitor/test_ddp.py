@@ -134,7 +134,8 @@ def _nan_run(kind: str, op: str, rank: int, world: int) -> dict:
             opt.step()
             opt.zero_grad()
             mon.step()
-    return {"findings": [f.to_dict() for f in mon.report().findings if f.kind == "non_finite"]}
+    rep = mon.report()
+    return {"findings": [f.to_dict() for f in rep.findings if f.kind == "non_finite"], "errors": rep.errors}
 
 
 def _tp_model() -> nn.Sequential:
@@ -198,6 +199,7 @@ def _worker(rank: int, world: int, tmp: str) -> None:
         for kind in ("ddp", "fsdp2"):
             for op in ("log", "sqrt", "param"):
                 out[f"nan_{kind}_{op}"] = _nan_run(kind, op, rank, world)
+        out["nan_fsdp1_log"] = _nan_run("fsdp1", "log", rank, world)
         out["tp"] = _tp_run(world)
         with open(os.path.join(tmp, f"rank{rank}.json"), "w") as fh:
             json.dump(out, fh)
@@ -291,3 +293,12 @@ def test_nan_in_one_ranks_shard_of_a_parameter(ranks, kind):
     # DDP: only rank 1 holds the NaN. FSDP2: rank 0's own shard is finite, yet it finds the
     # NaN, because the parameter is judged whole (rank 0 is the lowest rank that found it)
     assert ev["rank"] == (1 if kind == "ddp" else 0)
+
+
+def test_nan_under_fsdp1_is_agreed_and_said_unlocatable(ranks):
+    r0, r1 = (r["nan_fsdp1_log"]["findings"] for r in ranks)
+    assert r0 == r1
+    ev = r0[0]["evidence"]
+    assert (ev["phase"], ev["step"], ev["site"], ev["located"]) == ("forward", 1, None, False)
+    for r in ranks:  # FSDP1 gathers inside its forward: replaying on one rank would hang
+        assert any("FSDP1" in e and "cannot be replayed" in e for e in r["nan_fsdp1_log"]["errors"])

@@ -149,8 +149,7 @@ def _sums_finite_at_once(ts: list[torch.Tensor]) -> bool:
 def local_tensor(t: torch.Tensor) -> torch.Tensor:
     """The part of ``t`` held by this process: a DTensor's local shard (no communication),
     any other tensor itself."""
-    to_local = getattr(t, "to_local", None)
-    return to_local() if to_local is not None and type(t).__name__ == "DTensor" else t
+    return t.to_local() if type(t).__name__ == "DTensor" else t
 
 
 def all_finite(tensors: list[torch.Tensor]) -> bool:
@@ -163,8 +162,7 @@ def all_finite(tensors: list[torch.Tensor]) -> bool:
     Under torch.distributed the monitor makes the verdict one for the whole tensor by
     agreeing it across ranks in one all_reduce (see ``distributed.NonFiniteGuard``); reading
     a sharded sum here instead would start a collective on one rank alone and hang."""
-    ts = [local_tensor(t).detach() for t in tensors if t.numel() > 0]
-    ts = [t for t in ts if t.numel() > 0]
+    ts = [d for d in (local_tensor(t).detach() for t in tensors) if d.numel() > 0]
     if len(ts) > 1 and ts[0].device.type not in SYNC_FREE_DEVICES and _sums_finite_at_once(ts):
         return True
     for t in ts:
