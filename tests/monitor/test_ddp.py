@@ -34,14 +34,20 @@ STEPS = 3
 
 
 class Net(nn.Module):
-    """fc1 -> tanh (a module site) -> Block (a functional GELU site) -> head."""
+    """fc1 -> relu (a module site) -> Block (a functional GELU site) -> head. Unit 0 of the
+    relu is relu(x0), alive only on the second half of the global batch (rank 1's share);
+    unit 1 is dead everywhere: 1 of 16 units dead over all ranks, 2 on rank 0 alone."""
 
     def __init__(self) -> None:
         super().__init__()
         self.fc1 = nn.Linear(8, 16)
-        self.act = nn.Tanh()
+        self.act = nn.ReLU()
         self.blk = Block(16)
         self.head = nn.Linear(16, 4)
+        with torch.no_grad():
+            self.fc1.weight[0] = torch.eye(8)[0]
+            self.fc1.bias[0] = 0.0
+            self.fc1.bias[1] = -1e6
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blk(self.act(self.fc1(x))))
@@ -68,6 +74,7 @@ def _batch(step: int, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor
     """This rank's share of the global batch of ``step`` (the whole batch when world == 1)."""
     g = torch.Generator().manual_seed(100 + step)
     x, y = torch.randn(GLOBAL_BATCH, 8, generator=g), torch.randint(0, 4, (GLOBAL_BATCH,), generator=g)
+    x[:, 0] = x[:, 0].abs() * torch.where(torch.arange(GLOBAL_BATCH) < GLOBAL_BATCH // 2, -1.0, 1.0)
     n = GLOBAL_BATCH // world
     return x[rank * n : (rank + 1) * n], y[rank * n : (rank + 1) * n]
 
@@ -243,6 +250,7 @@ def test_sites_and_layers_equal_one_process(ranks, kind):
             assert b["incoming"] == a["incoming"]
             assert (b["samples"], b["units"], b["dead_fraction"]) == (a["samples"], a["units"], a["dead_fraction"])
             assert b["mean_derivative"] == pytest.approx(a["mean_derivative"], rel=1e-5)
+        assert got["layers"][0]["dead_fraction"] == ref["layers"][0]["dead_fraction"] == 1 / 16
         assert [p["name"] for p in got["params"]] == ["fc1", "blk.fc1", "blk.fc2", "head"]
         assert [p["name"] for p in got["params"]] == [p["name"] for p in ref["params"]]
         for a, b in zip(ref["params"], got["params"], strict=True):
