@@ -1,6 +1,7 @@
 """watch() under torch.distributed: 2 gloo processes on CPU against a one-process reference.
 
-One spawn runs every scenario (a spawn costs seconds): DDP, FSDP1 (nested wrap) and FSDP2
+One spawn runs every scenario (a spawn costs seconds): DDP, FSDP1 (nested wrap, flat and
+original parameters) and FSDP2
 (``fully_shard``) on the same seeds and global batch as one process; a NaN planted on one rank
 only, in the forward and in the backward, under DDP and FSDP2; a tensor-parallel
 (ColwiseParallel) site. Each rank writes what its report says to a JSON file; the tests read
@@ -104,11 +105,16 @@ def _train(model: nn.Module, wrapped: nn.Module, rank: int, world: int) -> dict:
 def _wrap(kind: str, model: nn.Module) -> nn.Module:
     if kind == "ddp":
         return nn.parallel.DistributedDataParallel(model)
-    if kind == "fsdp1":
+    if kind.startswith("fsdp1"):  # "fsdp1_orig": use_orig_params=True
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
         from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
-        return FSDP(model, device_id=torch.device("cpu"), auto_wrap_policy=ModuleWrapPolicy({Block}))
+        return FSDP(
+            model,
+            device_id=torch.device("cpu"),
+            auto_wrap_policy=ModuleWrapPolicy({Block}),
+            use_orig_params=kind == "fsdp1_orig",
+        )
     from torch.distributed.fsdp import fully_shard
 
     for sub in model.children():
@@ -199,7 +205,7 @@ def _worker(rank: int, world: int, tmp: str) -> None:
         timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT),
     )
     try:
-        for kind in ("ddp", "fsdp1", "fsdp2"):
+        for kind in ("ddp", "fsdp1", "fsdp1_orig", "fsdp2"):
             torch.manual_seed(0)
             model = Net()
             out[kind] = _train(model, _wrap(kind, model), rank, world)
@@ -234,7 +240,7 @@ def ranks(tmp_path_factory) -> list[dict]:
     return [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(WORLD)]
 
 
-@pytest.mark.parametrize("kind", ["ddp", "fsdp1", "fsdp2"])
+@pytest.mark.parametrize("kind", ["ddp", "fsdp1", "fsdp1_orig", "fsdp2"])
 def test_sites_and_layers_equal_one_process(ranks, kind):
     ref = ranks[0]["ref"]
     for r in ranks:
