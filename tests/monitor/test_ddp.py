@@ -1,11 +1,11 @@
 """watch() under torch.distributed: 2 gloo processes on CPU against a one-process reference.
 
 One spawn runs every scenario (a spawn costs seconds): DDP, FSDP1 (nested wrap, flat and
-original parameters) and FSDP2
-(``fully_shard``) on the same seeds and global batch as one process; a NaN planted on one rank
-only, in the forward and in the backward, under DDP and FSDP2; a tensor-parallel
-(ColwiseParallel) site. Each rank writes what its report says to a JSON file; the tests read
-them. A hang fails the spawn after TIMEOUT seconds instead of blocking the suite.
+original parameters) and FSDP2 (``fully_shard``) on the same seeds and global batch as one
+process; a NaN planted on one rank only -- in the forward, the backward, one rank's shard of a
+parameter -- under DDP and FSDP2 (and FSDP1, which cannot replay); tensor parallelism
+(ColwiseParallel + RowwiseParallel). Each rank writes what its report says to a JSON file; the
+tests read them. A hang fails the spawn after TIMEOUT seconds instead of blocking the suite.
 """
 
 from __future__ import annotations
