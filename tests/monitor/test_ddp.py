@@ -251,6 +251,7 @@ def test_sites_and_layers_equal_one_process(ranks, kind):
         for a, b in zip(ref["layers"], got["layers"], strict=True):
             # the gradient of the loss the optimizer follows: not world_size x the reference
             assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-5)
+            assert b["grad_rms"] == pytest.approx(a["grad_rms"], rel=1e-5)
             assert b["weight_grad_norm"] == pytest.approx(a["weight_grad_norm"], rel=1e-5)
             assert b["update_ratio"] == pytest.approx(a["update_ratio"], rel=1e-4)
             assert b["incoming"] == a["incoming"]
