@@ -38,6 +38,15 @@ class ErrorLog:
                 stacklevel=3,
             )
 
+    def note(self, where: str, message: str) -> None:
+        """A limit of what the monitor can measure (no exception): in ``errors`` and warned
+        once per place, like a failure."""
+        line = f"{where}: {message}"
+        self.errors.append(line)
+        if where not in self._warned:
+            self._warned.add(where)
+            warnings.warn(f"gradsight monitor: {line} (see report().errors)", GradsightWarning, stacklevel=3)
+
 
 def guarded(where: str) -> Callable[[F], F]:
     """Decorate a Monitor method used as a hook: an exception becomes a record, never a crash
@@ -77,6 +86,31 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
+# module-path segments that wrappers insert between a model's own modules: FSDP1's
+# FullyShardedDataParallel, activation checkpointing's wrapper, torch.compile's OptimizedModule
+WRAPPER_SEGMENTS = frozenset({"_fsdp_wrapped_module", "_checkpoint_wrapped_module", "_orig_mod"})
+
+
+def clean_name(path: str) -> str:
+    """A module path without the segments wrappers insert: FSDP1's
+    ``"_fsdp_wrapped_module.0._fsdp_wrapped_module"`` is ``"0"``, the name of the same layer in
+    the model the user wrote.
+
+    >>> clean_name("_fsdp_wrapped_module.blocks.0._checkpoint_wrapped_module.mlp")
+    'blocks.0.mlp'
+    """
+    if not any(seg in path for seg in WRAPPER_SEGMENTS):
+        return path
+    return ".".join(p for p in path.split(".") if p not in WRAPPER_SEGMENTS)
+
+
+def named_modules(root: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """``root.named_modules()`` with :func:`clean_name` names. A wrapper and the module it
+    wraps get the same name (FSDP1's ``FullyShardedDataParallel`` and its inner module)."""
+    for name, mod in root.named_modules():
+        yield clean_name(name), mod
+
+
 def tensors_in(obj: Any, depth: int = 0) -> Iterator[torch.Tensor]:
     """Every tensor in a (nested) output: tensors, tuples, lists, dicts (ModelOutput too)."""
     if isinstance(obj, torch.Tensor):
@@ -112,12 +146,23 @@ def _sums_finite_at_once(ts: list[torch.Tensor]) -> bool:
     return math.isfinite(float(total))
 
 
+def local_tensor(t: torch.Tensor) -> torch.Tensor:
+    """The part of ``t`` held by this process: a DTensor's local shard (no communication),
+    any other tensor itself."""
+    return t.to_local() if type(t).__name__ == "DTensor" else t
+
+
 def all_finite(tensors: list[torch.Tensor]) -> bool:
     """True when every element of every tensor is finite, judged from one sum per tensor (a
     non-finite sum, which overflow can also give, is confirmed elementwise). On an
     accelerator the sums of tensors on one device reach the host together: one
-    synchronisation for the list, not one per tensor, each of which would drain the queue."""
-    ts = [t.detach() for t in tensors if t.numel() > 0]
+    synchronisation for the list, not one per tensor, each of which would drain the queue.
+
+    Never communicates: a DTensor (FSDP2, tensor parallel) is judged by this process's shard.
+    Under torch.distributed the monitor makes the verdict one for the whole tensor by
+    agreeing it across ranks in one all_reduce (see ``distributed.NonFiniteGuard``); reading
+    a sharded sum here instead would start a collective on one rank alone and hang."""
+    ts = [d for d in (local_tensor(t).detach() for t in tensors) if d.numel() > 0]
     if len(ts) > 1 and ts[0].device.type not in SYNC_FREE_DEVICES and _sums_finite_at_once(ts):
         return True
     for t in ts:
@@ -129,8 +174,9 @@ def all_finite(tensors: list[torch.Tensor]) -> bool:
 
 
 def nonfinite_counts(t: torch.Tensor) -> dict[str, Any]:
-    """nan/inf counts and the finite range of a tensor, for evidence."""
-    d = t.detach()
+    """nan/inf counts and the finite range of a tensor (of this rank's shard of a DTensor),
+    for evidence."""
+    d = local_tensor(t).detach()
     if not d.is_floating_point():
         return {"shape": list(d.shape), "nan": 0, "inf": 0}
     fin = torch.isfinite(d)

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from gradsight.monitor import compiled, nonfinite
-from gradsight.monitor._util import float_tensors, guarded, no_compile
+from gradsight.monitor import compiled, distributed, nonfinite
+from gradsight.monitor._util import float_tensors, guarded, named_modules, no_compile
 from gradsight.monitor.sites import CONV_LIKE_MODULES, CONV_LIKE_OPS, PASS_THROUGH, Site
 
 _LINEAR_LIKE_OPS = frozenset({"linear", "matmul", "bmm", "addmm", "layer_norm", "embedding", "mm"})
@@ -93,7 +93,7 @@ class Discovery:
         self._hint_channel = False
         self._random = any(isinstance(m, _RANDOM_MODULES) for m in self.root.modules())
         self._mode.on_other = self._on_other_op
-        for name, mod in self.root.named_modules():
+        for name, mod in named_modules(self.root):
             if mod is self.root:
                 continue
             self._disc_handles.append(
@@ -129,6 +129,7 @@ class Discovery:
         for h in self._entry_handles:
             h.remove()
         self._entry_handles = [m.register_forward_hook(self._on_entry_out) for m in self._hooked_entries]
+        distributed.warn_tensor_parallel(self.sites, self.root, self.log)
         if self._logged:
             self._arm()
 
@@ -181,7 +182,7 @@ class Discovery:
         elif isinstance(module, (nn.Linear, nn.LayerNorm, nn.Embedding)):
             self._hint_channel = False
         outs = float_tensors(output)
-        owns = any(True for _ in module.parameters(recurse=False))
+        owns = name in self._params.layer_set  # FSDP1's flat parameters too (params.py)
         ins = float_tensors(args)
         if owns or isinstance(module, PASS_THROUGH):
             first_in = ins[0] if ins else None

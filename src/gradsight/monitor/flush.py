@@ -74,7 +74,7 @@ class Flusher:
         """Close the waiting logged steps on the host: one copy, then per step the window
         and a history record (and the sinks' line). ``partial`` also closes the step in
         progress (its forward seen, ``step()`` not yet called)."""
-        if partial:
+        if partial and not self._distributed():  # one rank may be here alone: no all_reduce
             obs = self._take_observations()
             if obs:
                 self._ready.append(ReadyStep(self.step_index, obs, self._params.take(self.step_index)))

@@ -149,6 +149,12 @@ class NonFiniteGuard:
         if self._grad_obs:
             self._read_held_grads()
         loss = [g for g in grads if g is not None]
+        if self.check_nonfinite and self._rank_guard.active():  # one verdict for all ranks
+            entry = [p.grad for p in self._entry_params if p.grad is not None] + self._entry_grads
+            self._entry_grads.clear()
+            params_ok = not (self._logged and self._param_step()) or self._params.read_grads()
+            self._rank_guard.backward_end(self, grads, entry, params_ok)
+            return
         ok, bad = True, False
         if self.check_nonfinite:
             # the forward outputs held to here, the entry layers' gradients (a backward NaN

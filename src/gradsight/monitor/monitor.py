@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from gradsight.errors import GradsightError
-from gradsight.monitor import compiled, diagnostics, nonfinite
-from gradsight.monitor._util import ErrorLog, guarded, unwrap
+from gradsight.monitor import compiled, diagnostics, distributed, nonfinite
+from gradsight.monitor._util import ErrorLog, clean_name, guarded, named_modules, unwrap
 from gradsight.monitor.arming import Arming
 from gradsight.monitor.buffer import Deferred, Noted, ReadyStep, StepBuffer
 from gradsight.monitor.capture import SiteMode, module_sites
@@ -80,12 +80,12 @@ class Monitor(Discovery, Arming, StepBuffer, NonFiniteGuard, Flusher):
         self.closed = False
 
         # sites
-        self._module_acts = module_sites(self.root)
+        self._module_acts = {m: (clean_name(n), a) for m, (n, a) in module_sites(self.root).items()}
         self._site_of_module: dict[nn.Module, Site] = {}
         self._sites_by_name: dict[str, Site] = {}
         self.sites: list[Site] = []
         self._owners: set[str] = set()
-        self._names = {m: n for n, m in self.root.named_modules()}
+        self._names = {m: n for n, m in named_modules(self.root)}
         self._modules = {n: m for m, n in self._names.items()}
 
         # state of the current forward
@@ -131,6 +131,7 @@ class Monitor(Discovery, Arming, StepBuffer, NonFiniteGuard, Flusher):
         self._bwd_queued = False
         self._fwd_bad_step = -1
         self._dist: bool | None = None  # see _distributed()
+        self._rank_guard = distributed.NonFiniteGuard()  # the non-finite verdict across ranks
         # stable hooks (torch.compile, see compiled.py): one set of hooks for the whole run
         self._stable = compiled.is_compiled(model)
         self._grad_forwards = 0  # forwards with gradients in this step
@@ -224,6 +225,7 @@ class Monitor(Discovery, Arming, StepBuffer, NonFiniteGuard, Flusher):
             return
         self._stepped = True
         try:
+            self._rank_guard.settle(self)  # under torch.distributed: all ranks locate a bad step
             if self._held:  # forwards of this step that got no backward
                 self._check_all_held()
             self._entry_grads.clear()  # of a backward that did not pass the model's output

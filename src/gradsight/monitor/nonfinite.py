@@ -32,7 +32,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map
 
-from gradsight.monitor._util import all_finite, float_tensors, nonfinite_counts
+from gradsight.errors import GradsightError
+from gradsight.monitor._util import all_finite, float_tensors, named_modules, nonfinite_counts
 from gradsight.monitor.sites import functional_name
 
 
@@ -97,7 +98,7 @@ class _Frames:
     def __init__(self, model: nn.Module) -> None:
         self.stack: list[tuple[str, dict[str, int]]] = [("", defaultdict(int))]
         self.handles: list[Any] = []
-        for name, mod in model.named_modules():
+        for name, mod in named_modules(model):
             if mod is model:
                 continue
             self.handles.append(mod.register_forward_pre_hook(functools.partial(self._push, name)))
@@ -185,6 +186,7 @@ def _replay(
     backward: bool,
     guard: Callable[[], Any],
 ) -> dict[str, Any] | None:
+    _check_replayable(model, snap)
     frames = _Frames(model)
     locator = _Locator(frames, backward)
     try:
@@ -214,6 +216,27 @@ def _replay(
     finally:
         frames.remove()
     return locator.origin
+
+
+def _check_replayable(model: nn.Module, snap: Snapshot) -> None:
+    """A replay must issue no collective: one rank runs it alone, and a collective no other
+    rank joins waits forever. FSDP1 gathers parameters inside its wrapper's forward; a
+    sharded (DTensor) parameter would be gathered by the replay's ops. Under
+    torch.distributed the monitor gathers the parameters with every rank first
+    (``distributed.NonFiniteGuard``); a step kept by one rank alone cannot be replayed."""
+    if any(type(m).__name__ == "FullyShardedDataParallel" for m in model.modules()):
+        raise GradsightError(
+            "FSDP1 (FullyShardedDataParallel) gathers parameters inside its forward, so the step "
+            "cannot be replayed on one rank; the op that made the first NaN/Inf is not located "
+            "(with FSDP2's fully_shard it is)"
+        )
+    sharded = [name for name, t in snap.state.items() if type(t).__name__ == "DTensor"]
+    if sharded:
+        raise GradsightError(
+            f"parameters {sharded[:3]!r} are sharded (DTensor) and this step was kept by one rank "
+            "alone (a forward without a backward); replaying it would wait for the other ranks, "
+            "so its non-finite origin is not located"
+        )
 
 
 def locate_forward(model: nn.Module, snap: Snapshot, guard: Callable[[], Any]) -> dict[str, Any] | None:

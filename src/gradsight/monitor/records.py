@@ -52,6 +52,11 @@ class LayerStats:
     update_ratio       ||W_after - W_before|| / ||W_before|| of the incoming layer's parameters,
                        measured from the optimizer step that followed the last observed backward
     step               the last step whose data is included
+
+    Under torch.distributed (DDP, FSDP) every number covers all ranks' samples, and gradients
+    are those of the loss the optimizer follows -- the mean of the ranks' losses -- so N
+    processes report what one process reports on the same global batch:
+    grad_norm = sqrt(sum over ranks r of ||dL_r/dy_r||^2) / N (see monitor/distributed.py).
     """
 
     name: str

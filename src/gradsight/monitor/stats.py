@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gradsight.monitor import distributed
 from gradsight.monitor.records import LayerStats
 from gradsight.monitor.sites import Site
 
@@ -310,7 +311,7 @@ class StatsWindow:
             if all_reduce:
                 gsq = np.asarray(entry.gsq)
                 have = ~(gsq < 0)  # a non-finite gradient (nan) was seen
-                flat, n, numel, gsq = _all_reduce(entry.flat, np.asarray(entry.n), np.asarray(entry.numel), np.where(have, gsq, 0.0))
+                flat, n, numel, gsq = distributed.reduce_site_sums(entry.flat, np.asarray(entry.n), np.asarray(entry.numel), np.where(have, gsq, 0.0))
                 gsq = np.where(have | (gsq > 0), gsq, NO_GRAD)
                 entry = _StepEntry(step, flat, n.tolist(), gsq.tolist(), numel.tolist())
             entries.append(entry)
@@ -381,14 +382,3 @@ class StatsWindow:
                     out[site] = torch.from_numpy(idx)
         return out
 
-
-def _all_reduce(*arrays: np.ndarray) -> list[np.ndarray]:
-    """Sum the arrays over the ranks of the default process group, in one all_reduce."""
-    import torch.distributed as dist
-
-    sizes = [a.size for a in arrays]
-    backend = dist.get_backend()
-    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
-    packed = torch.from_numpy(np.concatenate(arrays)).to(device)
-    dist.all_reduce(packed, op=dist.ReduceOp.SUM)
-    return np.split(packed.cpu().numpy(), np.cumsum(sizes)[:-1])
