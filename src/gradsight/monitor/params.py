@@ -111,6 +111,7 @@ class ParamTracker:
         self.by_param: dict[int, list[_Piece]] = {}
         for piece in self.pieces:
             self.by_param.setdefault(id(piece.param), []).append(piece)
+        self.param_ids = frozenset(self.by_param)  # what an optimizer of this model steps
         # a layout summed over the ranks: every rank lists the same pieces in the same order
         self.sharded = [k for k, pc in enumerate(self.pieces) if pc.divisor is not None]
         self.grad_norms: list[float] | None = None  # per layer, last logged backward
