@@ -65,6 +65,7 @@ from gradsight.monitor.capture import SiteMode, module_sites
 from gradsight.monitor.params import ParamTracker
 from gradsight.monitor.records import Finding, LayerStats, ParamStats
 from gradsight.monitor.report import Report, StepRecord
+from gradsight.monitor.select import SiteFilter, hooked_owners
 from gradsight.monitor.sinks import Sink, make_sinks
 from gradsight.monitor.sites import (
     CONV_LIKE_MODULES,
@@ -120,6 +121,7 @@ class Monitor:
         window: int = 8,
         sinks: Sequence[Sink] = (),
         check_nonfinite: bool = True,
+        select: SiteFilter | None = None,
     ) -> None:
         self.model = model
         self.root = unwrap(model)
@@ -133,6 +135,12 @@ class Monitor:
 
         # sites
         self._module_acts = module_sites(self.root)
+        # include= / exclude= (select.py): excluded module sites get no Site and no hooks,
+        # except inside a hooked owner, where their hooks only keep the functional mode out
+        self._select = select or SiteFilter()
+        self._excluded = {m for m, (n, _) in self._module_acts.items() if not self._select(n)}
+        self._site_names_seen = {n for n, _ in self._module_acts.values()}
+        self._owners_measured: set[str] = set()
         self._site_of_module: dict[nn.Module, Site] = {}
         self._sites_by_name: dict[str, Site] = {}
         self.sites: list[Site] = []
@@ -348,7 +356,7 @@ class Monitor:
 
     def _module_site(self, module: nn.Module) -> Site | None:
         site = self._site_of_module.get(module)
-        if site is None and module in self._module_acts:
+        if site is None and module in self._module_acts and module not in self._excluded:
             name, act = self._module_acts[module]
             site = self._sites_by_name.get(name)
             if site is None:
@@ -686,11 +694,14 @@ class Monitor:
     def _arm(self) -> None:
         if self._armed or self.closed or self._discovering:
             return
-        owners = tuple(self._owners)
+        hooked = hooked_owners(self._owners, self._owners_measured)
+        owners = tuple(hooked)
         for module, (path, _) in self._module_acts.items():
             # the pre-hook is needed only to keep the functional mode out of a module site that
             # runs inside an owner, or to measure an in-place input before it is overwritten
             inside_owner = any(o == "" or path.startswith(o + ".") for o in owners)
+            if module in self._excluded and not inside_owner:
+                continue
             site = self._module_site(module) if bool(getattr(module, "inplace", False)) else None
             overwrites = site is not None and site.out_deriv is None
             fast = None if inside_owner or overwrites else self._fast_hook(module)
@@ -705,7 +716,7 @@ class Monitor:
                     always_call=True,
                 )
             )
-        for path in sorted(self._owners):
+        for path in sorted(hooked):
             mod = self._modules.get(path)
             if mod is None:
                 continue
@@ -836,6 +847,11 @@ class Monitor:
             k = counts[act.name]
             counts[act.name] += 1
             name = functional_name(path, act.name, k)
+            if self._discovering:
+                self._site_names_seen.add(name)
+                self._owners.add(path)
+            if not self._select(name):
+                return func(*args, **kwargs)
             site = self._sites_by_name.get(name)
             if site is None:
                 if not self._discovering:
@@ -843,7 +859,7 @@ class Monitor:
                     return func(*args, **kwargs)
                 site = self._new_site(name, act, "functional")
             if self._discovering:
-                self._owners.add(path)
+                self._owners_measured.add(path)
             inplace = is_inplace_call(func, args, kwargs)
             pre = None
             if inplace and site.out_deriv is None and torch.is_grad_enabled():
@@ -898,6 +914,7 @@ class Monitor:
         self._enter_mode()
 
     def _end_discovery(self) -> None:
+        first = not self._discovered
         self._exit_mode()
         self._mode.on_other = None
         for h in self._disc_handles:
@@ -919,6 +936,8 @@ class Monitor:
         self._entry_handles = [m.register_forward_hook(self._on_entry_out) for m in self._hooked_entries]
         if self._logged:
             self._arm()
+        if first and self._select.active:  # last: the monitor is complete whatever a warning does
+            self._select.warn_unmatched(sorted(self._site_names_seen))
 
     @no_compile
     @guarded("discovery pre-hook")
@@ -1178,6 +1197,8 @@ def watch(
     tensorboard: str | Path | None = None,
     console: bool = False,
     check_nonfinite: bool = True,
+    include: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
 ) -> Monitor:
     """Watch the learning signal of ``model``: every activation site (modules and functional
     calls), its gradient, dead and saturated units, the origin of the first NaN/Inf.
@@ -1193,6 +1214,10 @@ def watch(
             ``gradsight[tensorboard]`` extra).
         console: print a summary table at each logged step.
         check_nonfinite: check outputs and gradients for NaN/Inf on every step.
+        include: site-name globs (``"blocks.*"``, ``["*/gelu#*", "head.act"]``): only matching
+            sites are measured and hooked (every site when None). See ``monitor/select.py``.
+        exclude: site-name globs never measured nor hooked; wins over ``include``. A pattern
+            matching no site is a GradsightWarning at the first forward, naming the sites.
 
     Returns:
         A :class:`Monitor`; use it as a context manager and call ``mon.step()`` once per
@@ -1210,7 +1235,10 @@ def watch(
         )
     every = _positive_int("every", every)
     window = _positive_int("window", window)
+    select = SiteFilter(include, exclude)
     all_sinks = list(sinks) + make_sinks(jsonl=jsonl, tensorboard=tensorboard, console=console)
     if not math.isfinite(float(every)):
         raise GradsightError(f"watch() every must be finite, got {every!r}")
-    return Monitor(model, every=every, window=window, sinks=all_sinks, check_nonfinite=check_nonfinite)
+    return Monitor(
+        model, every=every, window=window, sinks=all_sinks, check_nonfinite=check_nonfinite, select=select
+    )
