@@ -677,6 +677,11 @@ class Monitor:
 
     @guarded("optimizer pre-step hook")
     def _on_opt_pre(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)  # args[0]: the optimizer
+        if callable(closure) and self._logged and self._param_step():
+            # step(closure) (Lightning, LBFGS) runs the backward inside the step, after this
+            # hook: the weights before the update are the weights now
+            self._params.want_update = True
         self._params.before_step(optimizer)
 
     @guarded("optimizer post-step hook")
