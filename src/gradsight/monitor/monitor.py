@@ -1204,6 +1204,7 @@ def watch(
     check_nonfinite: bool = True,
     include: str | Sequence[str] | None = None,
     exclude: str | Sequence[str] | None = None,
+    wandb: Any = False,
 ) -> Monitor:
     """Watch the learning signal of ``model``: every activation site (modules and functional
     calls), its gradient, dead and saturated units, the origin of the first NaN/Inf.
@@ -1223,6 +1224,8 @@ def watch(
             sites are measured and hooked (every site when None). See ``monitor/select.py``.
         exclude: site-name globs never measured nor hooked; wins over ``include``. A pattern
             matching no site is a GradsightWarning at the first forward, naming the sites.
+        wandb: True logs to the active W&B run (or a new one); a run logs to that run
+            (``sinks=[WandbSink(run)]``; needs the ``gradsight[wandb]`` extra).
 
     Returns:
         A :class:`Monitor`; use it as a context manager and call ``mon.step()`` once per
@@ -1242,6 +1245,10 @@ def watch(
     window = _positive_int("window", window)
     select = SiteFilter(include, exclude)
     all_sinks = list(sinks) + make_sinks(jsonl=jsonl, tensorboard=tensorboard, console=console)
+    if wandb is not False and wandb is not None:
+        from gradsight.monitor.wandb_sink import WandbSink
+
+        all_sinks.append(WandbSink(None if wandb is True else wandb))
     if not math.isfinite(float(every)):
         raise GradsightError(f"watch() every must be finite, got {every!r}")
     return Monitor(
