@@ -75,7 +75,7 @@ def fit(module, tmp_path, callbacks=(), steps=4, accum=1, log_every=1):
 
 
 def hand_loop(module, steps=4, **kw):
-    opt = module.configure_optimizers()
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)  # as configure_optimizers
     loader = iter(DataLoader(digits(), batch_size=B, shuffle=False))
     module.train()
     with gs.watch(module, **kw) as mon:
@@ -143,3 +143,30 @@ def test_critical_findings_are_printed_once_and_the_html_is_written(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("gradsight: [critical] vanishing_gradients at net.1")
     assert str(cb.html_path) == f"{trainer.log_dir}/gradsight.html"
     assert "vanishing_gradients" in cb.html_path.read_text()
+
+
+class NoForward(pl.LightningModule):
+    """The other common style: training_step calls the network, the module has no forward."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_a_module_without_forward_is_watched_through_the_network_it_calls(tmp_path):
+    torch.manual_seed(0)
+    base = mlp().net
+    cb = GradsightCallback(every=1)
+    fit(NoForward(copy.deepcopy(base)), tmp_path, [cb])
+    rep, ref = cb.report(), hand_loop(copy.deepcopy(base), every=1)
+    assert [ls.name for ls in rep.layers] == ["1", "3"]
+    assert rep.layers == ref.layers and all(ls.grad_norm > 0 for ls in rep.layers)
+    with pytest.raises(gs.GradsightError, match=r"unknown submodule 'nett'; did you mean 'net'\?"):
+        fit(NoForward(copy.deepcopy(base)), tmp_path, [GradsightCallback(module="nett")])

@@ -7,7 +7,12 @@ or ``lightning.pytorch`` when that is the package installed).
     >>> print(cb.report())                                         # doctest: +SKIP
 
 When it acts:
-on_train_start      ``gradsight.watch(pl_module, **watch_kwargs)``.
+on_train_start      ``gradsight.watch(module, **watch_kwargs)``, where ``module`` is the one
+                    whose forward the training step calls (the monitor's per-step work hangs on
+                    that forward): the LightningModule when it defines ``forward``; else its one
+                    child that holds trainable parameters (``self.net(x)`` in
+                    ``training_step``: site names are then relative to it, ``"1"`` not
+                    ``"net.1"``); or the submodule named by ``module="net"``.
 on_train_batch_end  ``mon.step()`` once for each optimizer step taken since the last batch:
                     the trainer's ``global_step`` counts optimizer steps, so with
                     ``accumulate_grad_batches=k`` k batches make one step (a callback that
@@ -23,8 +28,11 @@ on_train_end        the watch closes; with ``html=True`` the report is written t
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, TextIO
+
+from torch import nn
 
 try:
     import pytorch_lightning as pl
@@ -37,10 +45,34 @@ except ImportError:  # pragma: no cover - depends on the installed extras
             "install it with: pip install 'gradsight[lightning]'"
         ) from None
 
+from gradsight.errors import unknown_choice
 from gradsight.integrations._core import CallbackCore
-from gradsight.monitor import Monitor, Report
+from gradsight.monitor import GradsightWarning, Monitor, Report
 
 __all__ = ["GradsightCallback"]
+
+
+def watched_module(pl_module: nn.Module, path: str | None = None) -> nn.Module:
+    """The module to watch: ``path`` when given, else ``pl_module`` when it defines its own
+    ``forward``, else its only child with trainable parameters (see the module docstring)."""
+    if path is not None:
+        try:
+            return pl_module.get_submodule(path)
+        except AttributeError:
+            raise unknown_choice("submodule", path, [n for n, _ in pl_module.named_modules() if n]) from None
+    if type(pl_module).forward is not pl.LightningModule.forward:
+        return pl_module
+    kids = [m for m in pl_module.children() if any(p.requires_grad for p in m.parameters())]
+    if len(kids) == 1:
+        return kids[0]
+    warnings.warn(
+        f"{type(pl_module).__name__} defines no forward() and has {len(kids)} children with "
+        "parameters: gradsight watches it whole, which measures gradients only if training_step "
+        "calls self(...); pass GradsightCallback(module='<child>') to watch the one it calls",
+        GradsightWarning,
+        stacklevel=3,
+    )
+    return pl_module
 
 
 class GradsightCallback(pl.Callback):
@@ -51,11 +83,15 @@ class GradsightCallback(pl.Callback):
         html: True writes ``gradsight.html`` to the trainer's log directory at the end of
             training; a path writes there; False (default) writes nothing.
         console: where new critical findings are printed (default ``sys.stderr``).
+        module: the attribute path of the submodule to watch (``"net"``); default: see the
+            module docstring.
     """
 
-    def __init__(self, *, html: bool | str | Path = False, console: TextIO | None = None, **watch_kwargs: Any) -> None:
+    def __init__(self, *, html: bool | str | Path = False, console: TextIO | None = None,
+                 module: str | None = None, **watch_kwargs: Any) -> None:  # fmt: skip
         super().__init__()
         self._core = CallbackCore(html, console, watch_kwargs)
+        self._module = module
         self._steps_seen = 0
 
     @property
@@ -73,7 +109,7 @@ class GradsightCallback(pl.Callback):
         return self._core.report()
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        self._core.start(pl_module)
+        self._core.start(watched_module(pl_module, self._module))
         self._steps_seen = trainer.global_step
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
