@@ -18,6 +18,7 @@ from gradsight.monitor.monitor import Monitor, watch
 from gradsight.monitor.records import Finding, LayerStats, ParamStats
 from gradsight.monitor.report import Report, StepRecord
 from gradsight.monitor.sinks import ConsoleSink, JSONLSink, Sink, TensorBoardSink
+from gradsight.monitor.wandb_sink import WandbSink
 
 __all__ = [
     "ConsoleSink",
@@ -31,5 +32,6 @@ __all__ = [
     "Sink",
     "StepRecord",
     "TensorBoardSink",
+    "WandbSink",
     "watch",
 ]

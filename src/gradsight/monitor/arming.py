@@ -20,6 +20,7 @@ from torch import nn
 from gradsight.activations import is_inplace_call
 from gradsight.monitor._util import guarded, no_compile
 from gradsight.monitor.buffer import Noted
+from gradsight.monitor.select import hooked_owners
 from gradsight.monitor.sites import functional_name
 
 
@@ -48,11 +49,14 @@ class Arming:
         if self._stable:
             self._arm_stable()
             return
-        owners = tuple(self._owners)
+        hooked = hooked_owners(self._owners, self._owners_measured)
+        owners = tuple(hooked)
         for module, (path, _) in self._module_acts.items():
             # the pre-hook is needed only to keep the functional mode out of a module site that
             # runs inside an owner, or to measure an in-place input before it is overwritten
             inside_owner = any(o == "" or path.startswith(o + ".") for o in owners)
+            if module in self._excluded and not inside_owner:
+                continue
             site = self._module_site(module) if bool(getattr(module, "inplace", False)) else None
             overwrites = site is not None and site.out_deriv is None
             fast = None if inside_owner or overwrites else self._fast_hook(module)
@@ -67,7 +71,7 @@ class Arming:
                     always_call=True,
                 )
             )
-        for path in sorted(self._owners):
+        for path in sorted(hooked):
             mod = self._modules.get(path)
             if mod is None:
                 continue
@@ -79,10 +83,14 @@ class Arming:
         gets its pre- and post-hook, every owner its pair; they act on logged steps only."""
         if not self._discovered:
             return
-        for module in self._module_acts:
+        hooked = hooked_owners(self._owners, self._owners_measured)
+        owners = tuple(hooked)
+        for module, (path, _) in self._module_acts.items():
+            if module in self._excluded and not any(o == "" or path.startswith(o + ".") for o in owners):
+                continue
             self._armed.append(module.register_forward_pre_hook(self._on_site_pre))
             self._armed.append(module.register_forward_hook(self._on_site_post_counted, always_call=True))
-        for path in sorted(self._owners):
+        for path in sorted(hooked):
             mod = self._modules.get(path)
             if mod is None:
                 continue
@@ -214,6 +222,11 @@ class Arming:
             k = counts[act.name]
             counts[act.name] += 1
             name = functional_name(path, act.name, k)
+            if self._discovering:
+                self._site_names_seen.add(name)
+                self._owners.add(path)
+            if not self._select(name):
+                return func(*args, **kwargs)
             site = self._sites_by_name.get(name)
             if site is None:
                 if not self._discovering and not self._stable:
@@ -221,7 +234,7 @@ class Arming:
                     return func(*args, **kwargs)
                 site = self._new_site(name, act, "functional")  # under torch.compile: as it comes
             if self._discovering:
-                self._owners.add(path)
+                self._owners_measured.add(path)
             inplace = is_inplace_call(func, args, kwargs)
             pre = None
             if inplace and site.out_deriv is None and torch.is_grad_enabled():

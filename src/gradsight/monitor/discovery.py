@@ -42,7 +42,7 @@ class Discovery:
 
     def _module_site(self, module: nn.Module) -> Site | None:
         site = self._site_of_module.get(module)
-        if site is None and module in self._module_acts:
+        if site is None and module in self._module_acts and module not in self._excluded:
             name, act = self._module_acts[module]
             site = self._sites_by_name.get(name)
             if site is None:
@@ -110,6 +110,7 @@ class Discovery:
         self._enter_mode()
 
     def _end_discovery(self) -> None:
+        first = not self._discovered
         self._exit_mode()
         self._mode.on_other = None
         for h in self._disc_handles:
@@ -132,6 +133,8 @@ class Discovery:
         distributed.warn_tensor_parallel(self.sites, self.root, self.log)
         if self._logged:
             self._arm()
+        if first and self._select.active:  # last: the monitor is complete whatever a warning does
+            self._select.warn_unmatched(sorted(self._site_names_seen))
 
     def _stabilise(self, args: Any, kwargs: Any) -> None:
         """Under torch.compile: discover the sites by one eager forward that leaves no trace,

@@ -37,6 +37,7 @@ from gradsight.monitor.guard import HeldOutputs, NonFiniteGuard, PendingReplay
 from gradsight.monitor.params import ParamTracker
 from gradsight.monitor.records import Finding, ParamStats
 from gradsight.monitor.report import Report, StepRecord
+from gradsight.monitor.select import SiteFilter
 from gradsight.monitor.sinks import Sink, make_sinks
 from gradsight.monitor.sites import Site
 from gradsight.monitor.stats import Observation, StatsWindow
@@ -68,6 +69,7 @@ class Monitor(Discovery, Arming, StepBuffer, NonFiniteGuard, Flusher):
         window: int = 8,
         sinks: Sequence[Sink] = (),
         check_nonfinite: bool = True,
+        select: SiteFilter | None = None,
     ) -> None:
         self.model = model
         self.root = unwrap(model)
@@ -81,6 +83,12 @@ class Monitor(Discovery, Arming, StepBuffer, NonFiniteGuard, Flusher):
 
         # sites
         self._module_acts = {m: (clean_name(n), a) for m, (n, a) in module_sites(self.root).items()}
+        # include= / exclude= (select.py): excluded module sites get no Site and no hooks,
+        # except inside a hooked owner, where their hooks only keep the functional mode out
+        self._select = select or SiteFilter()
+        self._excluded = {m for m, (n, _) in self._module_acts.items() if not self._select(n)}
+        self._site_names_seen = {n for n, _ in self._module_acts.values()}
+        self._owners_measured: set[str] = set()
         self._site_of_module: dict[nn.Module, Site] = {}
         self._sites_by_name: dict[str, Site] = {}
         self.sites: list[Site] = []
@@ -303,6 +311,11 @@ class Monitor(Discovery, Arming, StepBuffer, NonFiniteGuard, Flusher):
 
     @guarded("optimizer pre-step hook")
     def _on_opt_pre(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)  # args[0]: the optimizer
+        if callable(closure) and self._logged and self._param_step():
+            # step(closure) (Lightning, LBFGS) runs the backward inside the step, after this
+            # hook: the weights before the update are the weights now
+            self._params.want_update = True
         self._params.before_step(optimizer)
 
     @guarded("optimizer post-step hook")
@@ -356,6 +369,9 @@ def watch(
     tensorboard: str | Path | None = None,
     console: bool = False,
     check_nonfinite: bool = True,
+    include: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    wandb: Any = False,
 ) -> Monitor:
     """Watch the learning signal of ``model``: every activation site (modules and functional
     calls), its gradient, dead and saturated units, the origin of the first NaN/Inf.
@@ -371,6 +387,12 @@ def watch(
             ``gradsight[tensorboard]`` extra).
         console: print a summary table at each logged step.
         check_nonfinite: check outputs and gradients for NaN/Inf on every step.
+        include: site-name globs (``"blocks.*"``, ``["*/gelu#*", "head.act"]``): only matching
+            sites are measured and hooked (every site when None). See ``monitor/select.py``.
+        exclude: site-name globs never measured nor hooked; wins over ``include``. A pattern
+            matching no site is a GradsightWarning at the first forward, naming the sites.
+        wandb: True logs to the active W&B run (or a new one); a run logs to that run
+            (``sinks=[WandbSink(run)]``; needs the ``gradsight[wandb]`` extra).
 
     Returns:
         A :class:`Monitor`; use it as a context manager and call ``mon.step()`` once per
@@ -388,7 +410,14 @@ def watch(
         )
     every = _positive_int("every", every)
     window = _positive_int("window", window)
+    select = SiteFilter(include, exclude)
     all_sinks = list(sinks) + make_sinks(jsonl=jsonl, tensorboard=tensorboard, console=console)
+    if wandb is not False and wandb is not None:
+        from gradsight.monitor.wandb_sink import WandbSink
+
+        all_sinks.append(WandbSink(None if wandb is True else wandb))
     if not math.isfinite(float(every)):
         raise GradsightError(f"watch() every must be finite, got {every!r}")
-    return Monitor(model, every=every, window=window, sinks=all_sinks, check_nonfinite=check_nonfinite)
+    return Monitor(
+        model, every=every, window=window, sinks=all_sinks, check_nonfinite=check_nonfinite, select=select
+    )

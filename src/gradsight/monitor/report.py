@@ -134,6 +134,11 @@ COLUMNS = (
 
 
 def format_table(layers: list[LayerStats], findings: list[Finding], meta: dict[str, Any]) -> str:
+    from gradsight.monitor.blocks import GROUP_ABOVE, format_grouped, worst_first
+
+    if len(layers) > GROUP_ABOVE:  # a deep model: by block, the worst first (blocks.py)
+        return format_grouped(layers, findings, meta)
+    findings = worst_first(findings)
     rows = [[h for h, _, _ in COLUMNS]]
     for ls in layers:
         rows.append(

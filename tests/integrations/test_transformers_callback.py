@@ -1,0 +1,177 @@
+"""GradsightCallback in real Hugging Face Trainer runs: tiny GPT-2 and BERT built from configs
+(no download), token ids made here, batches in order so a hand-written loop sees the same ones."""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset, SequentialSampler
+
+import gradsight as gs
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+from gradsight.integrations.transformers import GradsightCallback  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:transformers")
+
+VOCAB, T, B = 50, 8, 4
+
+
+class Tokens(Dataset):
+    def __init__(self, n: int = 32, seed: int = 0) -> None:
+        self.ids = torch.randint(0, VOCAB, (n, T), generator=torch.Generator().manual_seed(seed))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.ids[i], "labels": self.ids[i]}
+
+
+class InOrder(transformers.Trainer):
+    """Batches in dataset order, the model's own mean loss: what a plain loop does."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False
+
+    def _get_train_sampler(self, *args, **kwargs):
+        return SequentialSampler(self.train_dataset)
+
+
+def gpt2() -> nn.Module:
+    cfg = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=16, vocab_size=VOCAB, n_positions=16,
+                                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0,
+                                  eos_token_id=0)  # fmt: skip
+    return transformers.GPT2LMHeadModel(cfg)
+
+
+def bert() -> nn.Module:
+    cfg = transformers.BertConfig(num_hidden_layers=2, num_attention_heads=2, hidden_size=16,
+                                  intermediate_size=32, vocab_size=VOCAB, max_position_embeddings=16,
+                                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    return transformers.BertForMaskedLM(cfg)
+
+
+def fit(model, tmp_path, callbacks=(), steps=4, accum=1, logging_steps=1):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=B, max_steps=steps,
+        gradient_accumulation_steps=accum, report_to="none", use_cpu=True, logging_steps=logging_steps,
+        save_strategy="no", max_grad_norm=0.0, disable_tqdm=True, seed=0,
+    )  # fmt: skip
+    trainer = InOrder(model=model, args=args, train_dataset=Tokens(), callbacks=list(callbacks),
+                      optimizers=(opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)))  # fmt: skip
+    trainer.train()
+    return trainer
+
+
+def hand_loop(model, steps=4, **kw):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ids = Tokens().ids
+    model.train()
+    with gs.watch(model, **kw) as mon:
+        for s in range(steps):
+            xb = ids[B * s : B * (s + 1)]
+            model(input_ids=xb, labels=xb).loss.backward()
+            opt.step()
+            model.zero_grad()
+            mon.step()
+    return mon.report()
+
+
+@pytest.mark.parametrize("build", [gpt2, bert], ids=["gpt2", "bert"])
+def test_report_equals_a_hand_loop_and_training_is_unchanged(build, tmp_path, capsys):
+    torch.manual_seed(0)
+    base = build()
+    cb = GradsightCallback(every=1)
+    watched = copy.deepcopy(base)
+    fit(watched, tmp_path, [cb])
+    plain = copy.deepcopy(base)
+    fit(plain, tmp_path)
+    rep, ref = cb.report(), hand_loop(copy.deepcopy(base), every=1)
+    assert rep.layers and rep.layers == ref.layers
+    assert rep.findings == ref.findings and rep.params == ref.params
+    assert rep.meta == ref.meta and rep.meta["steps"] == 4
+    for (name, a), b in zip(watched.named_parameters(), plain.parameters(), strict=True):
+        assert torch.equal(a, b), name  # bit for bit
+    assert cb.monitor.closed and not rep.errors
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tmp_path, capsys):
+    torch.manual_seed(0)
+    cb = GradsightCallback(every=1)
+    fit(gpt2(), tmp_path, [cb], steps=3, accum=2)  # 6 micro-batches
+    rep = cb.report()
+    assert rep.meta["steps"] == 3
+    assert [r.step for r in rep.history] == [0, 1, 2]
+    assert rep.layers[0].steps == 3
+
+
+class Reporter(transformers.TrainerCallback):
+    """Stands in for report_to=...: records what every on_log hands the reporters."""
+
+    def __init__(self) -> None:
+        self.logs: list[dict] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logs.append({**logs, "step": state.global_step})
+
+
+def test_scalars_reach_log_history_and_the_reporters_at_the_loss_steps(tmp_path, capsys):
+    torch.manual_seed(0)
+    reporter, cb = Reporter(), GradsightCallback(every=2)
+    trainer = fit(gpt2(), tmp_path, [reporter, cb], steps=6, logging_steps=2)
+    ours = [e for e in reporter.logs if any(k.startswith("gradsight_") for k in e)]
+    loss_steps = [e["step"] for e in reporter.logs if "loss" in e]
+    assert loss_steps == [2, 4, 6]
+    assert [e["step"] for e in ours] == [2, 4, 6]
+    site = "transformer.h.1.mlp.act"
+    last = cb.report().layer(site)
+    assert ours[-1][f"gradsight_grad_norm/{site}"] == last.grad_norm
+    assert ours[-1][f"gradsight_mean_derivative/{site}"] == last.mean_derivative
+    assert ours[-1]["gradsight_findings/dead_units"] == 0.0
+    history = [e for e in trainer.state.log_history if f"gradsight_grad_norm/{site}" in e]
+    assert [e["step"] for e in history] == [2, 4, 6]
+
+
+class SigmoidStack(nn.Module):
+    """20 sigmoid layers: gradients vanish (a critical finding), returned as the Trainer wants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(VOCAB, 32)
+        layers = []
+        for _ in range(20):
+            layers += [nn.Linear(32, 32), nn.Sigmoid()]
+        self.body = nn.Sequential(*layers, nn.Linear(32, VOCAB))
+
+    def forward(self, input_ids, labels):
+        logits = self.body(self.emb(input_ids))  # (B, T, VOCAB)
+        return {"loss": nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten()), "logits": logits}
+
+
+def test_critical_findings_are_printed_once_and_the_html_is_written(tmp_path, capsys):
+    torch.manual_seed(0)
+    console = io.StringIO()
+    cb = GradsightCallback(every=1, html=True, console=console)
+    fit(SigmoidStack(), tmp_path, [cb], steps=6)
+    lines = console.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gradsight: [critical] vanishing_gradients at body.1")
+    assert cb.html_path == tmp_path / "gradsight.html"
+    assert "vanishing_gradients" in cb.html_path.read_text()
+    assert cb.report().findings[0].kind == "vanishing_gradients"
+
+
+def test_report_before_training_says_what_to_do():
+    with pytest.raises(gs.GradsightError, match=r"training has not started"):
+        GradsightCallback().report()
+    with pytest.raises(gs.GradsightError, match=r"html must be True .* got 3"):
+        GradsightCallback(html=3)
