@@ -4,9 +4,10 @@
 - ``theory``   the mean-field gradient profile (:func:`gradsight.theory.gradient_profile`) at
                initialisation, anchored at the measured norm of the last hidden layer:
                pred_l = ‖∂L/∂y_depth‖ · Π_{k=l+1}^{depth} √(σ_w² E[f'(h_k)²]),  h_k ~ N(0, q_k)
-- ``units``    per layer one character per unit over the training set at this step:
-               ``d`` dead (f'(z) = 0 for every sample), ``s`` saturated (saturating activations:
-               mean f'(z) < 1 % of sup|f'|, the monitor's rule), ``a`` alive
+- ``units``    per layer one character per unit over the training set at this step, by the
+               monitor's rules: ``d`` dead (non-saturating activations: f'(z) = 0 for every
+               sample), ``s`` saturated (saturating activations: mean f'(z) < 1 % of sup|f'|),
+               ``a`` alive
 - ``hist``     per layer a histogram of the pre-activations z over the training set
 - ``surface``  2-D data: the predicted class and its probability on a G × G grid
 """
@@ -60,12 +61,12 @@ def unit_and_hist(net: Any, x: torch.Tensor) -> tuple[list[str], list[dict[str, 
     units, hists = [], []
     for z, act in zip(net.preactivations(x), net.acts_catalog, strict=True):  # z: (B, width)
         d = act.derivative(z)  # (B, width)
-        dead = (d == 0).all(dim=0)  # (width,)
         state = np.full(z.shape[1], "a")
-        if act.saturates:
+        if act.saturates:  # as the monitor: a saturating unit with f' = 0 is saturated, not dead
             sat = d.abs().mean(dim=0) < SATURATED_REL * float(act.derivative_bound)
             state[sat.numpy()] = "s"
-        state[dead.numpy()] = "d"
+        else:
+            state[(d == 0).all(dim=0).numpy()] = "d"
         units.append("".join(state.tolist()))
         zf = z[torch.isfinite(z)]
         if zf.numel() == 0:
