@@ -177,8 +177,12 @@ def test_stream_sends_snapshots_until_the_run_ends(client: TestClient) -> None:
     assert set("".join(last["units"])) <= {"a", "d", "s"}
     assert len(last["surface"]["cls"]) == last["surface"]["n"] ** 2
     assert [len(h["counts"]) for h in last["hist"]] == [32, 32]
-    assert last["theory"]["ratio"] is not None and len(last["theory"]["ratio"]) == 2
-    assert last["theory"]["ratio"][-1] == 1.0
+    with_static = [e for e in events if "theory" in e]
+    assert len(with_static) == 1  # data points and theory come once, in the first snapshot
+    first = with_static[0]
+    assert first["theory"]["ratio"] is not None and len(first["theory"]["ratio"]) == 2
+    assert first["theory"]["ratio"][-1] == 1.0
+    assert len(first["points"]) == 450 and "points" not in last
     client.delete(f"/api/runs/{run_id}")
 
 

@@ -53,6 +53,7 @@ ACTIONS = ("pause", "resume", "step", "stop", "revive")
 ORPHAN_SECONDS = 3.0  # a streamed run with no page left is deleted after this
 STREAM_POLL = 0.03  # seconds between checks for a new snapshot
 CURVE_POINTS = 241
+STATIC_KEYS = ("points", "test_points", "theory")  # in a stream's first snapshot only
 
 
 def static_dir() -> Path:
@@ -301,12 +302,18 @@ def create_app(limits: Limits = LIMITS, results: str | Path | None = None) -> Fa
     async def _events(run: Any, request: Request) -> Any:
         run.listeners += 1
         seen = -1
+        sent_static = False
         try:
             while True:
                 version = run.version
                 if version != seen:
                     seen = version
-                    yield f"data: {json.dumps(run.view(), allow_nan=False, default=str)}\n\n"
+                    view = run.view()
+                    if sent_static:  # data points and theory do not change: sent once
+                        for key in STATIC_KEYS:
+                            view.pop(key, None)
+                    sent_static = sent_static or "points" in view
+                    yield f"data: {json.dumps(view, allow_nan=False, default=str)}\n\n"
                     if not run.active:
                         return
                 if await request.is_disconnected():

@@ -30,7 +30,11 @@ from gradsight.web.config import LIMITS, Limits, RunConfig, is_2d
 from gradsight.web.model import PlayNet
 
 VIEW_SECONDS = 0.08  # at most ~12 snapshots a second per run
-EVAL_MAX = 512  # samples of the training set used for the train curve and unit map
+VIEW_SHARE = 0.25  # views take at most this share of the run thread's time; training the rest
+EVAL_MAX = 512  # samples of the training set for the train curve
+UNITS_MAX = 256  # samples of the training set for the unit map and the histograms
+HEAVY_SECONDS = 0.25  # unit map, histograms and decision surface: at most this often (and at
+#                       the first and last step, and on every step while paused)
 _ids = itertools.count(1)
 
 
@@ -72,6 +76,7 @@ class Run:
         self.snapshot: dict[str, Any] = {}
         self.version = 0  # bumps with every published snapshot
         self.revived: dict[str, list[int]] = {}
+        self._heavy_at = -math.inf
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._want = "run"  # "run" | "pause" | "stop"
@@ -194,9 +199,8 @@ class Run:
                 if not finite or now >= next_view or self.status == "paused" \
                         or self.step == cfg.steps:  # fmt: skip
                     self._publish(net, mon, x_ev, y_ev, x_te, y_te, static, two_d)
-                    # views take at most half of the thread's time: wait as long as they took
                     cost = time.monotonic() - now
-                    next_view = now + max(VIEW_SECONDS, 2.0 * cost)
+                    next_view = now + max(VIEW_SECONDS, cost / VIEW_SHARE)
                 if not finite:
                     self._finish("failed", self._nan_reason())
                     return
@@ -219,18 +223,23 @@ class Run:
         te_loss, te_acc = evaluate(net, x_te, y_te)
         point = {"step": self.step, "train_loss": tr_loss, "train_acc": tr_acc,
                  "test_loss": te_loss, "test_acc": te_acc}  # fmt: skip
-        units, hists = views.unit_and_hist(net, x_ev)
         snap = {
             "id": self.id,
             "step": self.step,
             "layers": views.layers_view(rep),
             "findings": [f.to_dict() for f in rep.findings],
-            "units": units,
-            "hist": hists,
-            "surface": views.surface(net, x_ev) if two_d else None,
             "revived": {k: len(v) for k, v in self.revived.items()},
             **static,
         }
+        now = time.monotonic()
+        if now - self._heavy_at >= HEAVY_SECONDS or self.status == "paused" or self.step in (0, self.cfg.steps) \
+                or not math.isfinite(tr_loss):  # fmt: skip
+            self._heavy_at = now
+            units, hists = views.unit_and_hist(net, x_ev[:UNITS_MAX])
+            snap.update(units=units, hist=hists, units_step=self.step,
+                        surface=views.surface(net, x_ev) if two_d else None)  # fmt: skip
+        else:  # the unit map, histograms and surface cost the most: refreshed less often
+            snap.update({k: self.snapshot.get(k) for k in ("units", "hist", "units_step", "surface")})
         with self._lock:
             self.metrics.append(views._clean(point))
             self._report = rep

@@ -8,7 +8,8 @@
                monitor's rules: ``d`` dead (non-saturating activations: f'(z) = 0 for every
                sample), ``s`` saturated (saturating activations: mean f'(z) < 1 % of sup|f'|),
                ``a`` alive
-- ``hist``     per layer a histogram of the pre-activations z over the training set
+- ``hist``     per layer a histogram of the pre-activations z over the training set, HIST_BINS
+               equal bins on [−max|z|, max|z|]
 - ``surface``  2-D data: the predicted class and its probability on a G × G grid
 """
 
@@ -17,13 +18,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from gradsight import theory
 from gradsight.monitor.records import _clean
 
-SURFACE_GRID = 40  # cells per side of the decision surface
+SURFACE_GRID = 32  # cells per side of the decision surface
 HIST_BINS = 32
 SATURATED_REL = 0.01  # the monitor's saturation threshold: mean f' below 1 % of sup|f'|
 LAYER_KEYS = ("name", "activation", "grad_norm", "dead_fraction", "saturated_fraction",
@@ -57,24 +57,33 @@ def layers_view(report: Any) -> list[dict[str, Any]]:
 
 @torch.no_grad()
 def unit_and_hist(net: Any, x: torch.Tensor) -> tuple[list[str], list[dict[str, Any]]]:
-    """Unit states and pre-activation histograms per hidden layer over ``x`` (B, D)."""
-    units, hists = [], []
-    for z, act in zip(net.preactivations(x), net.acts_catalog, strict=True):  # z: (B, width)
-        d = act.derivative(z)  # (B, width)
-        state = np.full(z.shape[1], "a")
-        if act.saturates:  # as the monitor: a saturating unit with f' = 0 is saturated, not dead
-            sat = d.abs().mean(dim=0) < SATURATED_REL * float(act.derivative_bound)
-            state[sat.numpy()] = "s"
-        else:
-            state[(d == 0).all(dim=0).numpy()] = "d"
-        units.append("".join(state.tolist()))
-        zf = z[torch.isfinite(z)]
-        if zf.numel() == 0:
-            hists.append({"lo": -1.0, "hi": 1.0, "counts": [0] * HIST_BINS})
-            continue
-        lim = float(max(zf.abs().max().item(), 1e-3))
-        counts = torch.histc(zf, bins=HIST_BINS, min=-lim, max=lim)
-        hists.append({"lo": -lim, "hi": lim, "counts": [int(c) for c in counts.tolist()]})
+    """Unit states and pre-activation histograms per hidden layer over ``x`` (B, D).
+
+    All layers at once: one f' call per distinct activation on the stacked z (L, B, W)."""
+    z = torch.stack(net.preactivations(x))  # (L, B, W)
+    d = torch.empty_like(z)
+    groups: dict[Any, list[int]] = {}
+    for i, act in enumerate(net.acts_catalog):
+        groups.setdefault(act, []).append(i)
+    for act, rows in groups.items():
+        d[rows] = act.derivative(z[rows])
+    acts = net.acts_catalog
+    saturating = torch.tensor([bool(a.saturates) for a in acts])  # (L,)
+    bound = torch.tensor([float(a.derivative_bound or 1.0) for a in acts], dtype=d.dtype)  # (L,)
+    # as the monitor: a saturating unit with f' = 0 is saturated, never dead
+    sat = d.abs().mean(dim=1) < SATURATED_REL * bound[:, None]  # (L, W)
+    dead = (d == 0).all(dim=1)  # (L, W)
+    code = torch.full(sat.shape, ord("a"), dtype=torch.uint8)
+    code[saturating[:, None] & sat] = ord("s")
+    code[~saturating[:, None] & dead] = ord("d")
+    units = [bytes(row).decode("ascii") for row in code.numpy()]
+    finite = torch.isfinite(z)
+    lim = torch.where(finite, z.abs(), torch.zeros_like(z)).amax(dim=(1, 2)).clamp_min(1e-3)  # (L,)
+    pos = ((z / lim[:, None, None] + 1.0) * (HIST_BINS / 2)).floor().clamp(0, HIST_BINS - 1)
+    layer = torch.arange(len(acts))[:, None, None].expand_as(z)
+    flat = (layer * HIST_BINS + torch.nan_to_num(pos).long())[finite]
+    counts = torch.bincount(flat, minlength=len(acts) * HIST_BINS).view(len(acts), HIST_BINS)
+    hists = [{"lo": -float(m), "hi": float(m), "counts": c.tolist()} for m, c in zip(lim, counts, strict=True)]
     return units, hists
 
 

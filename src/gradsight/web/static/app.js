@@ -334,6 +334,8 @@ class Panel {
   }
   async control(action) { if (this.run) await api("POST", `/api/runs/${this.run}/${action}`); }
   update(snap) {
+    // data points and theory come in a stream's first snapshot only
+    if (this.snap && this.snap.id === snap.id) for (const k of ["points", "test_points", "theory"]) if (!(k in snap)) snap[k] = this.snap[k];
     this.snap = snap;
     this.active = snap.status === "running" || snap.status === "paused";
     if (!this.active && this.es) { this.es.close(); this.es = null; }
