@@ -149,3 +149,26 @@ def test_derivative_explorer_runs_scratch_beside_autograd(page: Any) -> None:
     assert "f′(0) = 0" in page.inner_text("#ex-kink")
     page.select_option("#ex-act", "leaky_relu")
     page.wait_for_function("document.querySelector('#ex-kink').textContent.includes('0.01')")
+
+
+def test_closing_the_page_frees_its_run(browser: Any, server: str) -> None:
+    import json
+    import time
+    import urllib.request
+
+    def runs() -> list[dict]:
+        with urllib.request.urlopen(f"{server}/api/runs") as res:
+            return json.loads(res.read())
+
+    pg = browser.new_page()
+    pg.goto(f"{server}/?{SMALL.replace('steps=150', 'steps=5000')}")
+    pg.wait_for_selector("body[data-ready='1']")
+    pg.click("#play")
+    pg.wait_for_selector(".panel[data-panel=a][data-status=running]")
+    run_id = pg.evaluate("S.panels[0].run")
+    assert run_id in [r["id"] for r in runs()]
+    pg.close()
+    deadline = time.monotonic() + 30
+    while run_id in [r["id"] for r in runs()] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert run_id not in [r["id"] for r in runs()]
