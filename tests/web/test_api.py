@@ -235,3 +235,33 @@ def test_lesson_configs_are_valid_run_configs(client: TestClient) -> None:
     for lesson in LESSONS:
         parse_config(lesson.config)
         parse_config({**lesson.config, **(lesson.compare or {})})
+
+
+def test_revive_resamples_the_dead_units_the_monitor_found(client: TestClient) -> None:
+    from gradsight.web.lessons import by_id
+
+    cfg = {**by_id()["dead_relu_large_lr"].config, "steps": 5000}
+    run_id = client.post("/api/runs", json=cfg).json()["id"]
+    deadline = time.monotonic() + 60
+    while True:
+        state = client.get(f"/api/runs/{run_id}").json()
+        dead = [f for f in state["report"]["findings"] if f["kind"] == "dead_units"]
+        if dead or time.monotonic() > deadline or state["status"] != "running":
+            break
+        time.sleep(0.3)
+    assert dead, "the large-lr ReLU lesson shows dead units"
+    client.post(f"/api/runs/{run_id}/pause")
+    assert client.post(f"/api/runs/{run_id}/revive").status_code == 200
+    client.post(f"/api/runs/{run_id}/step")  # revival happens after the next step
+    deadline = time.monotonic() + 30
+    revived: dict = {}
+    while not revived and time.monotonic() < deadline:
+        with client.stream("GET", f"/api/runs/{run_id}/stream") as res:
+            for line in res.iter_lines():
+                if line.startswith("data: "):
+                    revived = json.loads(line[6:]).get("revived") or {}
+                    break
+        time.sleep(0.1)
+    assert revived and all(n > 0 for n in revived.values())
+    assert set(revived) & {name for f in dead for name in f["layers"]}
+    client.delete(f"/api/runs/{run_id}")

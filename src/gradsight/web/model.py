@@ -39,9 +39,9 @@ class PlayNet(nn.Module):
         self.acts_catalog = [layer_activation(cfg, n) for n in cfg.layer_names()]
         dims = [in_features] + [cfg.width] * cfg.depth
         self.hidden = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(cfg.depth))
-        self.norms = nn.ModuleList(
-            nn.LayerNorm(cfg.width) if cfg.layer_norm else nn.Identity() for _ in range(cfg.depth)
-        )
+        # no Identity stand-ins: the monitor links each site to the Linear that feeds it
+        # (through LayerNorm when there is one), which dead-unit revival needs
+        self.norms = nn.ModuleList(nn.LayerNorm(cfg.width) for _ in range(cfg.depth if cfg.layer_norm else 0))
         self.acts = nn.ModuleList(a.module() for a in self.acts_catalog)
         self.out = nn.Linear(cfg.width, n_classes)
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -54,9 +54,13 @@ class PlayNet(nn.Module):
             else:
                 init_linear(layer, cfg.init, None, gen)
 
+    def _z(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        h = self.hidden[i](x)  # (B, width)
+        return self.norms[i](h) if self.cfg.layer_norm else h
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, (lin, norm, act) in enumerate(zip(self.hidden, self.norms, self.acts, strict=True)):
-            y = act(norm(lin(x)))  # (B, width)
+        for i, act in enumerate(self.acts):
+            y = act(self._z(i, x))  # (B, width)
             x = x + y if self.cfg.residual and i > 0 else y
         return self.out(x)  # (B, n_classes)
 
@@ -64,8 +68,8 @@ class PlayNet(nn.Module):
     def preactivations(self, x: torch.Tensor) -> list[torch.Tensor]:
         """z_1 … z_depth (each (B, width)): the inputs of the activations, no graph."""
         zs = []
-        for i, (lin, norm, act) in enumerate(zip(self.hidden, self.norms, self.acts, strict=True)):
-            z = norm(lin(x))
+        for i, act in enumerate(self.acts):
+            z = self._z(i, x)
             zs.append(z)
             y = act(z)
             x = x + y if self.cfg.residual and i > 0 else y

@@ -128,7 +128,8 @@ class Run:
                    "reason": self.reason, "lr": self.lr}  # fmt: skip
             rep = self._report
         if with_report:
-            out["report"] = rep.to_dict() if rep is not None else {}
+            # before the first step is measured: the empty report, same keys
+            out["report"] = (rep if rep is not None else gs.Report(layers=[], findings=[])).to_dict()
         return out
 
     def view(self) -> dict[str, Any]:
