@@ -18,7 +18,13 @@ from hypothesis import strategies as st  # noqa: E402
 from gradsight.web import create_app  # noqa: E402
 from gradsight.web.config import FIELDS, LIMITS  # noqa: E402
 
-_client = TestClient(create_app())
+_client = TestClient(create_app())  # module-wide (hypothesis reruns each test body)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _lifespan() -> Any:
+    with _client:  # runs the app's lifespan: its runs are stopped and joined at the end
+        yield
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**70), 2**70),

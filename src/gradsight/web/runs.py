@@ -10,6 +10,7 @@ keeps its last snapshot and report, so finished runs hold no tensors.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import itertools
 import math
@@ -116,6 +117,11 @@ class Run:
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        """The training thread is still running (also after a stop, until it has unwound)."""
+        return self._thread is not None and self._thread.is_alive()
 
     @property
     def active(self) -> bool:
@@ -263,6 +269,10 @@ class RunStore:
         self.runs: dict[str, Run] = {}
         self._lock = threading.Lock()
         self._clock = clock
+        # a training thread still inside torch when the interpreter exits aborts the process
+        # ("terminate called without an active exception"): stop and join them first
+        atexit.register(self.close)
+        self._started: list[Run] = []  # every run whose thread may still be alive (deleted too)
 
     def create(self, cfg: RunConfig, paused: bool = False) -> Run:
         with self._lock:
@@ -277,6 +287,7 @@ class RunStore:
                 self.runs.pop(finished.pop(0).id, None)
             run = Run(cfg)
             self.runs[run.id] = run
+            self._started = [r for r in self._started if r.alive] + [run]
         run.start(paused=paused)
         return run
 
@@ -292,9 +303,9 @@ class RunStore:
         return True
 
     def close(self) -> None:
-        """Stop every run and wait briefly for their threads."""
-        runs = list(self.runs.values())
-        for run in runs:
-            self.delete(run.id)
-        for run in runs:
-            run.join(2.0)
+        """Stop every run, deleted ones included, and wait for their threads."""
+        for run_id in list(self.runs):
+            self.delete(run_id)
+        for run in list(self._started):
+            run.control("stop")
+            run.join(10.0)
