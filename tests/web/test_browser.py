@@ -167,6 +167,10 @@ def test_closing_the_page_frees_its_run(browser: Any, server: str) -> None:
     pg.wait_for_selector(".panel[data-panel=a][data-status=running]")
     run_id = pg.evaluate("S.panels[0].run")
     assert run_id in [r["id"] for r in runs()]
+    pg.fill("[data-field=lr]", "0.037")  # the learning rate changes while it trains
+    pg.dispatch_event("[data-field=lr]", "change")
+    pg.wait_for_function("document.querySelector('.panel-status').textContent.includes('lr 0.037')")
+    assert next(r for r in runs() if r["id"] == run_id)["lr"] == 0.037
     pg.close()
     deadline = time.monotonic() + 30
     while run_id in [r["id"] for r in runs()] and time.monotonic() < deadline:

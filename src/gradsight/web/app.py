@@ -33,7 +33,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 
 from gradsight import activations
-from gradsight.errors import GradsightError
+from gradsight.errors import GradsightError, unknown_choice
 from gradsight.lab import data
 from gradsight.lab.training import OPTIMIZERS
 from gradsight.web import lessons as lessons_mod
@@ -132,16 +132,15 @@ def curve(body: Any) -> dict[str, Any]:
     if not ok or not lo < hi:
         errors["range"] = f"lo < hi must be finite numbers within ±1e6, got lo={lo!r}, hi={hi!r}"
     act = None
-    try:
-        if not isinstance(params, dict):
-            raise GradsightError(f"params must be an object, got {params!r}")
-        if not isinstance(name, str) or name not in elementwise_activations():
-            from gradsight.errors import unknown_choice
-
-            raise unknown_choice("activation", name, elementwise_activations())
-        act = activations.activation(name, **params)
-    except GradsightError as exc:
-        errors["name" if "activation" in str(exc) and "parameter" not in str(exc) else "params"] = str(exc)
+    if not isinstance(name, str) or name not in elementwise_activations():
+        errors["name"] = str(unknown_choice("activation", name, elementwise_activations()))
+    elif not isinstance(params, dict):
+        errors["params"] = f"params must be an object like {{\"negative_slope\": 0.1}}, got {params!r:.80}"
+    else:
+        try:
+            act = activations.activation(name, **params)
+        except GradsightError as exc:
+            errors["params"] = str(exc)
     if errors or act is None:
         raise ConfigError(errors)
     x = np.linspace(float(lo), float(hi), CURVE_POINTS)
@@ -267,8 +266,6 @@ def create_app(limits: Limits = LIMITS, results: str | Path | None = None) -> Fa
         if missing:
             return missing
         if action not in ACTIONS:
-            from gradsight.errors import unknown_choice
-
             return _error(422, {"action": str(unknown_choice("action", action, ACTIONS))})
         run.control(action)
         return {"id": run.id, "status": run.status, "step": run.step}

@@ -16,7 +16,6 @@ import itertools
 import math
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -84,8 +83,7 @@ class Run:
         self._single = 0  # single steps asked for while paused
         self._revive = False
         self._thread: threading.Thread | None = None
-        self.listeners = 0
-        self.last_seen = time.monotonic()
+        self.listeners = 0  # open event streams (pages) on this run
 
     # -- control (any thread) -------------------------------------------------------------
     def start(self, paused: bool = False) -> None:
@@ -144,7 +142,7 @@ class Run:
             snap = dict(self.snapshot)
             snap.update(id=self.id, status=self.status, reason=self.reason, lr=self.lr,
                         step=self.step, steps=self.cfg.steps)  # fmt: skip
-        return views._clean(snap)
+        return views.json_safe(snap)
 
     # -- the training thread --------------------------------------------------------------
     def _wait(self) -> str:
@@ -248,10 +246,10 @@ class Run:
         else:  # the unit map, histograms and surface cost the most: refreshed less often
             snap.update({k: self.snapshot.get(k) for k in ("units", "hist", "units_step", "surface")})
         with self._lock:
-            self.metrics.append(views._clean(point))
+            self.metrics.append(views.json_safe(point))
             self._report = rep
             snap["metrics"] = list(self.metrics)
-            self.snapshot = views._clean(snap)
+            self.snapshot = views.json_safe(snap)
             self.version += 1
 
     def _finish(self, status: str, reason: str) -> None:
@@ -264,11 +262,10 @@ class Run:
 class RunStore:
     """The server's runs, under :class:`Limits`."""
 
-    def __init__(self, limits: Limits = LIMITS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limits: Limits = LIMITS) -> None:
         self.limits = limits
         self.runs: dict[str, Run] = {}
         self._lock = threading.Lock()
-        self._clock = clock
         # a training thread still inside torch when the interpreter exits aborts the process
         # ("terminate called without an active exception"): stop and join them first
         atexit.register(self.close)

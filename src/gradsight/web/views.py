@@ -21,13 +21,23 @@ from typing import Any
 import torch
 
 from gradsight import theory
-from gradsight.monitor.records import _clean
 
 SURFACE_GRID = 32  # cells per side of the decision surface
 HIST_BINS = 32
 SATURATED_REL = 0.01  # the monitor's saturation threshold: mean f' below 1 % of sup|f'|
 LAYER_KEYS = ("name", "activation", "grad_norm", "dead_fraction", "saturated_fraction",
               "mean_derivative", "active_fraction", "units", "update_ratio")  # fmt: skip
+
+
+def json_safe(value: Any) -> Any:
+    """Non-finite floats as the strings "nan", "inf", "-inf" (as ``Report.to_dict`` writes them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def theory_profile(net: Any, x_train: torch.Tensor) -> dict[str, Any]:
@@ -52,7 +62,7 @@ def theory_profile(net: Any, x_train: torch.Tensor) -> dict[str, Any]:
 
 
 def layers_view(report: Any) -> list[dict[str, Any]]:
-    return [_clean({k: getattr(s, k) for k in LAYER_KEYS}) for s in report.layers]
+    return [json_safe({k: getattr(s, k) for k in LAYER_KEYS}) for s in report.layers]
 
 
 @torch.no_grad()
