@@ -32,7 +32,8 @@ from gradsight.web.model import PlayNet
 VIEW_SECONDS = 0.08  # at most ~12 snapshots a second per run
 VIEW_SHARE = 0.25  # views take at most this share of the run thread's time; training the rest
 EVAL_MAX = 512  # samples of the training set for the train curve
-UNITS_MAX = 256  # samples of the training set for the unit map and the histograms
+UNITS_MAX = 256  # samples of the training set for the unit map and the histograms, at most
+UNITS_VALUES = 1 << 20  # ... and at most this many pre-activation values (64 × 512 nets: 32)
 HEAVY_SECONDS = 0.25  # unit map, histograms and decision surface: at most this often (and at
 #                       the first and last step, and on every step while paused)
 _ids = itertools.count(1)
@@ -240,7 +241,8 @@ class Run:
         if now - self._heavy_at >= HEAVY_SECONDS or self.status == "paused" or self.step in (0, self.cfg.steps) \
                 or not math.isfinite(tr_loss):  # fmt: skip
             self._heavy_at = now
-            units, hists = views.unit_and_hist(net, x_ev[:UNITS_MAX])
+            n = max(32, min(UNITS_MAX, UNITS_VALUES // (self.cfg.depth * self.cfg.width)))
+            units, hists = views.unit_and_hist(net, x_ev[:n])
             snap.update(units=units, hist=hists, units_step=self.step,
                         surface=views.surface(net, x_ev) if two_d else None)  # fmt: skip
         else:  # the unit map, histograms and surface cost the most: refreshed less often

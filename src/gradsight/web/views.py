@@ -4,11 +4,12 @@
 - ``theory``   the mean-field gradient profile (:func:`gradsight.theory.gradient_profile`) at
                initialisation, anchored at the measured norm of the last hidden layer:
                pred_l = ‖∂L/∂y_depth‖ · Π_{k=l+1}^{depth} √(σ_w² E[f'(h_k)²]),  h_k ~ N(0, q_k)
-- ``units``    per layer one character per unit over the training set at this step, by the
+- ``units``    per layer one character per unit over a slice of the training set at this step
+               (up to 256 samples; fewer for big nets, see runs.UNITS_VALUES), by the
                monitor's rules: ``d`` dead (non-saturating activations: f'(z) = 0 for every
                sample), ``s`` saturated (saturating activations: mean f'(z) < 1 % of sup|f'|),
                ``a`` alive
-- ``hist``     per layer a histogram of the pre-activations z over the training set, HIST_BINS
+- ``hist``     per layer a histogram of the pre-activations z over the same samples, HIST_BINS
                equal bins on [−max|z|, max|z|]
 - ``surface``  2-D data: the predicted class and its probability on a G × G grid
 """
