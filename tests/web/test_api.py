@@ -112,6 +112,10 @@ def test_run_lifecycle_and_report_contract(client: TestClient) -> None:
     assert [layer["name"] for layer in report["layers"]] == ["acts.0", "acts.1"]
     assert report["meta"]["steps"] == 40 and report["meta"]["every"] == 1
     assert len(report["history"]) == 40  # watched with every=1: one record per step
+    cut = client.get(f"/api/runs/{run_id}?history=3").json()["report"]
+    assert [r["step"] for r in cut["history"]] == [r["step"] for r in report["history"][-3:]]
+    assert client.get(f"/api/runs/{run_id}?history=0").json()["report"]["history"] == []
+    assert "got '-1'" in client.get(f"/api/runs/{run_id}?history=-1").json()["errors"]["history"]
     assert client.delete(f"/api/runs/{run_id}").status_code == 204
     assert client.get(f"/api/runs/{run_id}").status_code == 404
 

@@ -8,7 +8,8 @@ files, all served from the package.
     POST   /api/scratch                 relu_backward(dout, cache) beside autograd
     POST   /api/runs                    run config -> {"id"}        (422 bad field, 429 busy)
     GET    /api/runs                    every run's state, without reports
-    GET    /api/runs/{id}               {id, status, step, config, metrics, report, reason, lr}
+    GET    /api/runs/{id}               {id, status, step, config, metrics, report, reason, lr};
+                                        ?history=N keeps the report's last N history records
     GET    /api/runs/{id}/stream        server-sent events: one view snapshot per update
     POST   /api/runs/{id}/{action}      pause | resume | step | stop | revive
     PATCH  /api/runs/{id}               {"lr": float}: change the learning rate while training
@@ -256,9 +257,14 @@ def create_app(limits: Limits = LIMITS, results: str | Path | None = None) -> Fa
         return run, None
 
     @app.get("/api/runs/{run_id}")
-    def get_run(run_id: str) -> Any:
+    def get_run(run_id: str, request: Request) -> Any:
         run, missing = _run_or_404(run_id)
-        return missing or run.state()
+        if missing:
+            return missing
+        raw = request.query_params.get("history")
+        if raw is not None and not (raw.isdigit() and len(raw) < 10):
+            return _error(422, {"history": f"history must be a whole number of records (0, 1, ...), got {raw!r}"})
+        return run.state(history=None if raw is None else int(raw))
 
     @app.post("/api/runs/{run_id}/{action}")
     def act(run_id: str, action: str) -> Any:

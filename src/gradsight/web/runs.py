@@ -11,6 +11,7 @@ keeps its last snapshot and report, so finished runs hold no tensors.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import itertools
 import math
@@ -126,7 +127,10 @@ class Run:
     def active(self) -> bool:
         return self.status in ("running", "paused")
 
-    def state(self, with_report: bool = True) -> dict[str, Any]:
+    def state(self, with_report: bool = True, history: int | None = None) -> dict[str, Any]:
+        """``{id, status, step, config, metrics, reason, lr, report}``; ``report`` is the
+        monitor's ``Report.to_dict()``, its ``history`` cut to the last ``history`` records
+        when given (a 64-layer run's full history is ~64 LayerStats per step)."""
         with self._lock:
             out = {"id": self.id, "status": self.status, "step": self.step,
                    "config": self.cfg.to_dict(), "metrics": list(self.metrics),
@@ -134,7 +138,10 @@ class Run:
             rep = self._report
         if with_report:
             # before the first step is measured: the empty report, same keys
-            out["report"] = (rep if rep is not None else gs.Report(layers=[], findings=[])).to_dict()
+            rep = rep if rep is not None else gs.Report(layers=[], findings=[])
+            if history is not None:
+                rep = dataclasses.replace(rep, history=rep.history[len(rep.history) - history:] if history else [])
+            out["report"] = rep.to_dict()
         return out
 
     def view(self) -> dict[str, Any]:
