@@ -507,7 +507,8 @@ async function main() {
   $("#pause").addEventListener("click", pause);
   $("#step").addEventListener("click", step);
   $("#reset").addEventListener("click", reset);
-  window.addEventListener("beforeunload", () => { for (const p of S.panels) if (p.run) navigator.sendBeacon && fetch(`/api/runs/${p.run}`, { method: "DELETE", keepalive: true }); });
+  // leaving the page frees its runs (the server also frees a run whose stream closed)
+  window.addEventListener("beforeunload", () => { for (const p of S.panels) if (p.run) fetch(`/api/runs/${p.run}`, { method: "DELETE", keepalive: true }); });
   setTab(S.tab);
   writeURL();
   document.body.dataset.ready = "1";
