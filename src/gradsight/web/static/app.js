@@ -165,7 +165,7 @@ function lineChart(canvas, series, opts = {}) {
   const X = x => pad + (x - x0) / (x1 - x0) * (W - pad - 6), Y = y => H - 16 - (y - y0) / (y1 - y0) * (H - 24);
   c.strokeStyle = "#ccc"; c.beginPath(); c.moveTo(pad, 4); c.lineTo(pad, H - 16); c.lineTo(W - 4, H - 16); c.stroke();
   c.fillStyle = "#6b7280"; c.font = "10px system-ui";
-  const fmt = v => opts.log ? "1e" + v.toFixed(0) : (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2));
+  const fmt = v => opts.log ? Math.pow(10, v).toExponential(1) : (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2));
   c.fillText(fmt(y1), 2, 10); c.fillText(fmt(y0), 2, H - 18); c.fillText(String(x1), W - 30, H - 4); c.fillText(opts.xlabel || "", pad + 4, H - 4);
   for (const s of series) {
     c.strokeStyle = s.color; c.fillStyle = s.color; c.setLineDash(s.dash ? [5, 4] : []); c.lineWidth = 1.6;
