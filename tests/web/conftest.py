@@ -11,9 +11,14 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'gradsight[web]'")
 
+import torch  # noqa: E402
 import uvicorn  # noqa: E402
 
 from gradsight.web import create_app  # noqa: E402
+
+# as `gradsight serve` does: runs train on one intra-op thread each (two threads per run on a
+# busy 2-core machine spin against each other: 25x slower steps measured)
+torch.set_num_threads(1)
 
 
 def free_port() -> int:

@@ -217,12 +217,13 @@ function drawGrad(canvas, note, snap) {
 }
 
 function drawValves(canvas, snap) {
+  // E[f'] raw (sigmoid's valve is never more than 1/4 open), dead and saturated fractions
   const c = ctx2d(canvas), W = canvas.width, H = canvas.height, layers = snap.layers || [];
   const n = Math.max(layers.length, 1), bw = (W - 30) / n, top = 8, h = H - 24;
-  c.fillStyle = "#6b7280"; c.font = "10px system-ui"; c.fillText("1", 2, top + 8); c.fillText("0", 2, top + h);
+  const top1 = Math.max(1, ...layers.map(l => (actInfo(l.activation) || {}).derivative_bound || 1));
+  c.fillStyle = "#6b7280"; c.font = "10px system-ui"; c.fillText(top1.toPrecision(3), 2, top + 8); c.fillText("0", 2, top + h);
   layers.forEach((l, i) => {
-    const info = actInfo(l.activation), bound = info ? info.derivative_bound : 1;
-    const vals = [(num(l.mean_derivative) ?? 0) / (bound || 1), num(l.dead_fraction) ?? 0, num(l.saturated_fraction) ?? 0];
+    const vals = [(num(l.mean_derivative) ?? 0) / top1, num(l.dead_fraction) ?? 0, num(l.saturated_fraction) ?? 0];
     const colors = ["#3fae6a", "#111", "#e07a1f"], w = Math.max(1, bw / 3 - 1);
     vals.forEach((v, j) => { c.fillStyle = colors[j]; const hh = Math.max(0, Math.min(1, v)) * h; c.fillRect(24 + i * bw + j * (w + 0.5), top + h - hh, w, hh); });
   });
