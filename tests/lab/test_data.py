@@ -83,3 +83,14 @@ def test_batches_are_epochs_of_permutations() -> None:
 def test_errors(call, match: str) -> None:
     with pytest.raises(GradsightError, match=match):
         call()
+
+
+def test_gauss_blobs_sit_on_either_side_of_the_diagonal() -> None:
+    ds = data.gauss(n=400, noise=0.1, seed=3)
+    x = torch.cat([ds.X_train, ds.X_test])
+    y = torch.cat([ds.y_train, ds.y_test])
+    assert (len(ds.y_train), len(ds.y_test), ds.n_classes) == (300, 100, 2)
+    assert int((y == 0).sum()) == 200  # balanced
+    # class 0 centred at (+1, +1), class 1 at (-1, -1): with noise 0.1 the sign of x0 + x1
+    # separates them exactly (standardising keeps the sign: the mean is ~0)
+    assert torch.equal((x.sum(dim=1) < 0).long(), y)

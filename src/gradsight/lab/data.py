@@ -9,7 +9,7 @@ downloads anything:
   (``mnist1d.data.make_dataset`` with its default arguments: 5000 signals of length 40,
   10 classes, its own 80/20 split); generated once per process and cached in memory
   (about 1.5 s on one CPU core)
-- ``spiral``, ``circles``, ``xor``  2-D toys with a fixed seed
+- ``spiral``, ``circles``, ``xor``, ``gauss``  2-D toys with a fixed seed
 
 >>> ds = load("digits")
 >>> tuple(ds.X_train.shape), ds.n_classes
@@ -27,7 +27,18 @@ import torch
 
 from gradsight.errors import GradsightError, unknown_choice
 
-__all__ = ["Dataset", "load", "names", "batches", "digits", "mnist1d", "spiral", "circles", "xor"]
+__all__ = [
+    "Dataset",
+    "load",
+    "names",
+    "batches",
+    "digits",
+    "mnist1d",
+    "spiral",
+    "circles",
+    "xor",
+    "gauss",
+]
 
 
 @dataclass
@@ -186,12 +197,22 @@ def xor(n: int = 600, noise: float = 0.1, seed: int = 0, test_fraction: float = 
     return _make("xor", *_split(x, y, test_fraction, seed), 2, True)
 
 
+def gauss(n: int = 600, noise: float = 0.5, seed: int = 0, test_fraction: float = 0.25) -> Dataset:
+    """Two Gaussian blobs in 2-D centred at (+1, +1) and (−1, −1), standard deviation ``noise``."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    centre = np.where(y[:, None] == 0, 1.0, -1.0) * np.ones((n, 2))
+    x = centre + rng.normal(0.0, noise, (n, 2))
+    return _make("gauss", *_split(x, y, test_fraction, seed), 2, True)
+
+
 _LOADERS: dict[str, Callable[..., Dataset]] = {
     "digits": digits,
     "mnist1d": mnist1d,
     "spiral": spiral,
     "circles": circles,
     "xor": xor,
+    "gauss": gauss,
 }
 
 

@@ -1,0 +1,178 @@
+"""The playground in a real browser: Debian's chromium driven by playwright (never a browser
+download). Opens the page, sets controls, presses play and checks that the views update, that
+lesson URLs reproduce their findings, that URL and controls round-trip, that compare mode runs
+two configs, and that the page logs no console errors. Screenshots go to
+``$GRADSIGHT_ARTIFACTS`` (default: a temporary directory)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists() and not os.environ.get("CI"):
+    pytest.skip(f"{CHROMIUM} is absent (install Debian's chromium: apt-get install chromium); "
+                "in CI these tests run", allow_module_level=True)  # fmt: skip
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync"]  # fmt: skip
+SMALL = "dataset=circles&depth=3&width=8&steps=150&lr=0.1"
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    path = Path(os.environ.get("GRADSIGHT_ARTIFACTS") or tempfile.mkdtemp(prefix="gradsight-web-"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    pg = browser.new_page(viewport={"width": 1400, "height": 1150})
+    pg.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.base = server  # type: ignore[attr-defined]
+    pg.errors = errors  # type: ignore[attr-defined]
+    yield pg
+    pg.close()
+    assert errors == [], f"console errors: {errors}"
+
+
+def open_page(page: Any, query: str) -> None:
+    page.goto(f"{page.base}/?{query}")
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def updates(page: Any, panel: str, view: str) -> int:
+    return int(page.eval_on_selector(f".panel[data-panel={panel}] .{view}", "c => Number(c.dataset.updates || 0)"))
+
+
+def wait_status(page: Any, panel: str, status: str) -> None:
+    page.wait_for_selector(f".panel[data-panel={panel}][data-status={status}]")
+
+
+def test_play_updates_gradient_strip_valves_units_and_surface(page: Any, artifacts: Path) -> None:
+    open_page(page, SMALL)
+    page.select_option("[data-field=activation]", "tanh")
+    page.fill("[data-field=depth]", "5")
+    page.dispatch_event("[data-field=depth]", "change")
+    page.click("#play")
+    wait_status(page, "a", "done")
+    for view in ("v-grad", "v-valve", "v-units", "v-surface", "v-loss", "v-hist"):
+        assert updates(page, "a", view) >= 2, view
+    assert "step 150/150" in page.inner_text(".panel[data-panel=a] .panel-status")
+    # the strip was drawn for 5 layers of tanh: the histogram's layer choice lists them
+    assert page.eval_on_selector_all(".panel[data-panel=a] .hist-layer option", "o => o.length") == 5
+    page.screenshot(path=str(artifacts / "playground-train.png"), full_page=True)
+
+
+def test_url_and_controls_round_trip(page: Any) -> None:
+    open_page(page, "activation=leaky_relu&activation_params=%7B%22negative_slope%22%3A0.2%7D"
+                    "&depth=7&width=24&lr=0.03&residual=1&init=xavier&dataset=xor&noise=0.3")  # fmt: skip
+    assert page.input_value("[data-field=activation]") == "leaky_relu"
+    assert page.input_value("#act-params [data-param=negative_slope]") == "0.2"
+    assert page.input_value("[data-field=depth]") == "7"
+    assert page.input_value("[data-field=init]") == "xavier"
+    assert page.is_checked("[data-field=residual]")
+    assert page.input_value("[data-field=noise]") == "0.3"
+    page.fill("[data-field=width]", "40")
+    page.dispatch_event("[data-field=width]", "change")
+    page.select_option("[data-field=optimizer]", "adam")
+    assert "width=40" in page.url and "optimizer=adam" in page.url and "depth=7" in page.url
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.input_value("[data-field=width]") == "40"
+    assert page.input_value("[data-field=optimizer]") == "adam"
+    assert page.input_value("#act-params [data-param=negative_slope]") == "0.2"
+
+
+def _lesson(page: Any, lesson_id: str) -> None:
+    open_page(page, "tab=lessons")
+    href = page.get_attribute(f".lesson[data-lesson={lesson_id}] a", "href")
+    assert "autoplay=1" in href
+    page.goto(f"{page.base}/{href}")
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def test_sigmoid_lesson_url_shows_vanishing_gradients(page: Any, artifacts: Path) -> None:
+    _lesson(page, "sigmoid_depth20")
+    assert page.input_value("[data-field=activation]") == "sigmoid"
+    assert page.input_value("[data-field=depth]") == "20"
+    page.wait_for_selector(".panel[data-panel=a] .findings li[data-kind=vanishing_gradients]")
+    assert "no lab results loaded" in page.inner_text("#lesson-banner")
+    wait_status(page, "a", "done")
+    page.screenshot(path=str(artifacts / "playground-sigmoid-lesson.png"), full_page=True)
+
+
+def test_dead_relu_lesson_shows_dead_units_and_remedy_applies(page: Any) -> None:
+    _lesson(page, "dead_relu_large_lr")
+    page.wait_for_selector(".panel[data-panel=a] .findings li[data-kind=dead_units]")
+    page.click(".findings li[data-kind=dead_units] button.apply:has-text('Leaky ReLU')")
+    assert page.input_value("[data-field=activation]") == "leaky_relu"
+    assert "activation=leaky_relu" in page.url
+    page.wait_for_selector(".panel[data-panel=a][data-status=running], .panel[data-panel=a][data-status=done]")
+
+
+def test_compare_mode_runs_two_configs_side_by_side(page: Any, artifacts: Path) -> None:
+    open_page(page, SMALL + "&compare=1&b.activation=sigmoid")
+    assert page.input_value("[data-bfield=activation]") == "sigmoid"
+    page.click("#play")
+    wait_status(page, "a", "done")
+    wait_status(page, "b", "done")
+    for panel in ("a", "b"):
+        assert updates(page, panel, "v-grad") >= 2
+    page.screenshot(path=str(artifacts / "playground-compare.png"), full_page=True)
+
+
+def test_derivative_explorer_runs_scratch_beside_autograd(page: Any) -> None:
+    open_page(page, "tab=derivatives")
+    page.wait_for_selector("#ex-table tr")
+    assert "the same, to the bit" in page.inner_text("#ex-table")
+    assert "f′(0) = 0" in page.inner_text("#ex-kink")
+    page.select_option("#ex-act", "leaky_relu")
+    page.wait_for_function("document.querySelector('#ex-kink').textContent.includes('0.01')")
+
+
+def test_closing_the_page_frees_its_run(browser: Any, server: str) -> None:
+    import json
+    import time
+    import urllib.request
+
+    def runs() -> list[dict]:
+        with urllib.request.urlopen(f"{server}/api/runs") as res:
+            return json.loads(res.read())
+
+    pg = browser.new_page()
+    pg.goto(f"{server}/?{SMALL.replace('steps=150', 'steps=5000')}")
+    pg.wait_for_selector("body[data-ready='1']")
+    pg.click("#play")
+    pg.wait_for_selector(".panel[data-panel=a][data-status=running]")
+    run_id = pg.evaluate("S.panels[0].run")
+    assert run_id in [r["id"] for r in runs()]
+    pg.fill("[data-field=lr]", "0.037")  # the learning rate changes while it trains
+    pg.dispatch_event("[data-field=lr]", "change")
+    pg.wait_for_function("document.querySelector('.panel-status').textContent.includes('lr 0.037')")
+    assert next(r for r in runs() if r["id"] == run_id)["lr"] == 0.037
+    pg.close()
+    deadline = time.monotonic() + 30
+    while run_id in [r["id"] for r in runs()] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert run_id not in [r["id"] for r in runs()]
