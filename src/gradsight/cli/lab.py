@@ -35,6 +35,8 @@ def _selected(only: list[str] | None) -> list:
     return [e for e in everything if e.name in set(wanted)]
 
 
+_GALLERY_TYPICAL_S = 4.0  # seconds the activation gallery takes to draw on 2 cores
+
 _QUICK = typer.Option(
     False, "--quick", help="Small grids and few steps: the whole lab in under 5 minutes."
 )
@@ -92,7 +94,7 @@ def lab(
     from gradsight.cli._progress import trial_progress
     from gradsight.lab.eta import describe
     from gradsight.lab.trials import TrialStore, make_executor, run_trials
-    from gradsight.lab.trials.lab import TARGET, from_metrics, trial_for
+    from gradsight.lab.trials.lab import TARGET, figures, from_metrics, gallery_trial, trial_for
     from gradsight.report import build
 
     chosen = _selected(only)
@@ -106,6 +108,8 @@ def lab(
         f"gradsight lab ({mode}): {len(chosen)} experiments, {describe(sum(weights.values()))} "
         "of work on 2 cores (measured typical times; a busy or slower machine takes longer)"
     )
+    gallery = gallery_trial()
+    weights[gallery.id] = _GALLERY_TYPICAL_S
     by_id = {t.id: name for name, t in trials.items()}
     start = time.perf_counter()
     with TrialStore(store or out / "trials.sqlite") as db:
@@ -114,10 +118,11 @@ def lab(
             with trial_progress(console, "lab") as progress:
 
                 def show(rec, cached: bool) -> None:
-                    _print_record(progress.console, by_id[rec.id], rec, cached, quick)
+                    if rec.id in by_id:
+                        _print_record(progress.console, by_id[rec.id], rec, cached, quick)
 
                 records = run_trials(
-                    [trials[e.name] for e in chosen], TARGET, db, pool, fresh=fresh,
+                    [trials[e.name] for e in chosen] + [gallery], TARGET, db, pool, fresh=fresh,
                     weights=weights, progress=progress, on_record=show,
                 )
         finally:
@@ -129,7 +134,11 @@ def lab(
             results.append(from_metrics(rec.metrics))
         else:
             failed[e.name] = f"{rec.error} (after {rec.attempts} attempts)"
-    index = build(results, out, quick=quick, failed=failed)
+    drawn = records[gallery.id]
+    if drawn.status != "done":
+        failed["activation gallery"] = f"{drawn.error} (after {drawn.attempts} attempts)"
+    index = build(results, out, quick=quick, failed=failed,
+                  gallery=figures(drawn.metrics) if drawn.status == "done" else False)
     console.print(
         f"{len(results)} experiments in {time.perf_counter() - start:.0f} s; "
         f"wrote {index} and {index.parent / 'results.json'}"

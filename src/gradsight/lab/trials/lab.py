@@ -17,9 +17,11 @@ from gradsight.lab import registry
 from gradsight.lab.registry import Claim, Experiment, ExperimentResult, Figure
 from gradsight.lab.trials.trial import Trial, code_version
 
-__all__ = ["TARGET", "from_metrics", "run_batch", "to_metrics", "trial_for"]
+__all__ = ["GALLERY", "TARGET", "figures", "from_metrics", "gallery_trial", "run_batch",
+           "to_metrics", "trial_for"]
 
 TARGET = "gradsight.lab.trials.lab:run_batch"
+GALLERY = "_gallery"  # the report's activation gallery: a trial too (no experiment has this name)
 
 
 def trial_for(exp: Experiment, quick: bool) -> Trial:
@@ -45,6 +47,24 @@ def from_metrics(metrics: dict[str, Any]) -> ExperimentResult:
     )
 
 
+def gallery_trial() -> Trial:
+    """The trial that draws the report's activation gallery (f and f' of every catalog entry):
+    it depends only on the catalog and the plotting code, so a re-run reuses it."""
+    return Trial(GALLERY, {}, code_version("gradsight.report.html"))
+
+
+def figures(metrics: dict[str, Any]) -> list[Figure]:
+    """The gallery trial's figures."""
+    return [Figure(**f) for f in metrics["figures"]]
+
+
 def run_batch(kind: str, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The worker side: run experiment ``kind`` once per config; metrics by :func:`to_metrics`."""
+    """The worker side: run experiment ``kind`` once per config (metrics by :func:`to_metrics`),
+    or draw the gallery (``kind`` = :data:`GALLERY`)."""
+    if kind == GALLERY:
+        from dataclasses import asdict
+
+        from gradsight.report.html import _gallery  # the report sits above the lab: import late
+
+        return [{"figures": [asdict(f) for f in _gallery()]} for _ in configs]
     return [to_metrics(registry.run(kind, quick=bool(c["quick"]))) for c in configs]
