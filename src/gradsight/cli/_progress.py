@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from gradsight.lab.eta import describe
@@ -17,7 +17,7 @@ def counts_text(c: Counts) -> str:
 
 
 @contextlib.contextmanager
-def trial_progress(console: Any, label: str) -> Iterator[Callable[[Counts], None]]:
+def trial_progress(console: Any, label: str) -> Iterator[_Update]:
     """A rich progress bar over trials; yields the callback that :func:`run_trials` takes."""
     from rich.progress import (
         BarColumn,
@@ -37,8 +37,17 @@ def trial_progress(console: Any, label: str) -> Iterator[Callable[[Counts], None
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(label, total=None, counts="")
 
-        def update(c: Counts) -> None:
-            bar.update(task, total=max(c.total, 1), completed=c.finished, counts=counts_text(c))
+        yield _Update(bar, task)
 
-        update.console = bar.console  # type: ignore[attr-defined]  # print above the bar
-        yield update
+
+class _Update:
+    """The progress callback; ``console`` prints above the bar, ``counts`` is the latest."""
+
+    def __init__(self, bar: Any, task: Any) -> None:
+        self.bar, self.task, self.console = bar, task, bar.console
+        self.counts: Counts | None = None
+
+    def __call__(self, c: Counts) -> None:
+        self.counts = c
+        self.bar.update(self.task, total=max(c.total, 1), completed=c.finished,
+                        counts=counts_text(c))

@@ -106,7 +106,7 @@ def lab(
     mode = "quick" if quick else "full"
     console.print(
         f"gradsight lab ({mode}): {len(chosen)} experiments, {describe(sum(weights.values()))} "
-        "of work on 2 cores (measured typical times; a busy or slower machine takes longer)"
+        "on 2 cores (measured typical times; a busy or slower machine takes longer)"
     )
     gallery = gallery_trial()
     weights[gallery.id] = _GALLERY_TYPICAL_S
@@ -117,9 +117,14 @@ def lab(
         try:
             with trial_progress(console, "lab") as progress:
 
+                waiting = set(by_id)
+
                 def show(rec, cached: bool) -> None:
-                    if rec.id in by_id:
-                        _print_record(progress.console, by_id[rec.id], rec, cached, quick)
+                    if rec.id not in by_id:
+                        return
+                    waiting.discard(rec.id)
+                    eta = progress.counts.eta_s if waiting and progress.counts else None
+                    _print_record(progress.console, by_id[rec.id], rec, cached, quick, eta)
 
                 records = run_trials(
                     [trials[e.name] for e in chosen] + [gallery], TARGET, db, pool, fresh=fresh,
@@ -148,11 +153,12 @@ def lab(
         raise typer.Exit(1)
 
 
-def _print_record(console, name: str, rec, cached: bool, quick: bool) -> None:
-    """One experiment's line (time or failure) and its verdicts."""
+def _print_record(console, name: str, rec, cached: bool, quick: bool, eta: float | None) -> None:
+    """One experiment's line (time or failure, and the time left) and its verdicts."""
     from rich.markup import escape
 
     from gradsight.lab import registry
+    from gradsight.lab.eta import describe
 
     if rec.status != "done":
         console.print(f"[bold red]✗ {name} failed[/] (attempt {rec.attempts}) {escape(rec.error)}")
@@ -165,6 +171,7 @@ def _print_record(console, name: str, rec, cached: bool, quick: bool) -> None:
         f"[bold]{name}[/] {seconds:.1f} s" + (" (stored)" if cached else "")
         + f" (typical {exp.typical_s(quick):.0f} s{budget})"
         + (" [red](over its quick budget)[/]" if over else "")
+        + (f"; {describe(eta)} left" if eta is not None else "")
     )
     for c in rec.metrics["claims"]:
         style = _VERDICT_STYLE.get(c["verdict"], "")

@@ -19,6 +19,7 @@ import html
 import io
 import math
 import os
+import re
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -147,13 +148,15 @@ def _panels(rs: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _svg(fig: Any) -> str:
+    """The figure as inline SVG, the same bytes for the same numbers (no date, fixed ids)."""
     import matplotlib.pyplot as plt
 
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    with plt.rc_context({"svg.hashsalt": "gradsight-sweep"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg"):], flags=re.S)
 
 
 def _table(items: Sequence[dict[str, Any]]) -> str:

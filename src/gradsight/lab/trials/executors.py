@@ -5,7 +5,8 @@ Workers compute, the driver stores. Every executor runs the same worker entry po
 one ``torch.func`` ensemble) and hands back one outcome per config; it never touches the store.
 
 - ``LocalExecutor(workers=1)``: in this process, one batch after another.
-- ``LocalExecutor(workers=N)``: N spawned processes (``concurrent.futures``).
+- ``LocalExecutor(workers=N)``: N worker processes (``concurrent.futures``, forked from a
+  ``forkserver`` that imported the trial's module once).
 - ``RayExecutor(address=None, workers=N)``: a local Ray with N CPUs, or the cluster at
   ``address`` (``"auto"``, ``"ray://host:port"``). Ray is imported only here (the ``[ray]`` extra).
 
@@ -25,6 +26,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from gradsight.errors import GradsightError, unknown_choice
@@ -67,8 +69,8 @@ def execute(target: str, kind: str, configs: Batch) -> list[dict[str, Any]]:
                 f"{target} returned {len(results)} results for {len(configs)} configs"
             )
     except Exception as exc:  # a failing trial must not stop the others
-        last = traceback.format_exc(limit=-3).strip().splitlines()
-        where = f" ({last[-3].strip()})" if len(last) >= 3 else ""
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})"
         return _failed(configs, f"{type(exc).__name__}: {exc}{where}", started)
     finished = time.time()
     share = (finished - started) / len(configs)
@@ -98,7 +100,7 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """``workers`` = 1: batches run here, in order; > 1: in that many spawned processes."""
+    """``workers`` = 1: batches run here, in order; > 1: in that many worker processes."""
 
     name = "local"
 
@@ -116,18 +118,24 @@ class LocalExecutor:
                 yield i, execute(target, kind, batch)
             return
         if self._pool is None:
-            self._pool = cf.ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn")
-            )
-        futures = {
-            self._pool.submit(execute, target, kind, b): i for i, (kind, b) in enumerate(tasks)
-        }
+            # workers fork from a server that imported the target's module (torch included)
+            # once, instead of each importing it from scratch as "spawn" would
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["torch", target.partition(":")[0]])
+            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=context)
+        futures: dict[cf.Future, int] = {}
+        for i, (kind, batch) in enumerate(tasks):
+            try:
+                futures[self._pool.submit(execute, target, kind, batch)] = i
+            except cf.process.BrokenProcessPool as exc:
+                yield i, _failed(batch, f"worker process died: {exc}", time.time())
         for future in cf.as_completed(futures):
             i = futures[future]
             started = time.time()
             try:
                 yield i, future.result()
             except cf.process.BrokenProcessPool as exc:  # a worker died (killed, out of memory)
+                self.close()
                 yield i, _failed(tasks[i][1], f"worker process died: {exc}", started)
 
     def close(self) -> None:

@@ -9,18 +9,19 @@
 3. a trial that failed is recorded as failed, then run once more on its own; the second
    outcome replaces the first (``attempts`` = 2).
 
-Progress is reported after every change as :class:`Counts`. The remaining time is the wall
-time so far scaled by the work left, ``eta = elapsed · (W_left / W_done)``, with ``W`` the
-trials' weights (typical seconds, or 1 each); before the first trial returns it is
-``Σ W_left / workers`` when weights are typical seconds, else unknown.
+Progress is reported after every change as :class:`Counts`. The remaining time is
+:class:`gradsight.lab.eta.Estimate` over the trials to run (their typical seconds, scaled by
+how the finished ones compared with theirs) divided by the executor's workers. Without
+typical times every trial weighs 1 and the pace is the mean seconds per finished trial, so
+nothing is estimated before the first one returns.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from gradsight.lab.eta import PRIOR_S, Estimate
 from gradsight.lab.trials.executors import Executor
 from gradsight.lab.trials.store import Record, TrialStore
 from gradsight.lab.trials.trial import Trial
@@ -83,10 +84,7 @@ def run_trials(
     unique = list({t.id: t for t in trials}.values())
     out: dict[str, Record] = {}
     counts = Counts(total=len(unique))
-    weight = {t.id: float((weights or {}).get(t.id, 1.0)) for t in unique}
     timed = weights is not None
-    start = time.perf_counter()
-    done_w = 0.0
 
     todo: list[Trial] = []
     for t in unique:
@@ -98,19 +96,17 @@ def run_trials(
                 on_record(rec, True)
         else:
             todo.append(t)
-    left_w = sum(weight[t.id] for t in todo)
+    estimate = Estimate({t.id: float((weights or {}).get(t.id, 1.0)) for t in todo},
+                        prior_s=PRIOR_S if timed else 0.0)
 
     def report(waiting: int) -> None:
         counts.running = min(executor.workers, waiting)
-        if done_w > 0:
-            counts.eta_s = (time.perf_counter() - start) * left_w / done_w
-        elif timed:
-            counts.eta_s = left_w / max(executor.workers, 1)
+        if timed or estimate.done_typical > 0:
+            counts.eta_s = estimate.remaining() / max(executor.workers, 1)
         if progress is not None:
-            progress(counts)
+            progress(replace(counts))  # a snapshot
 
     def run(batches: Sequence[list[Trial]], attempt: int) -> list[Trial]:
-        nonlocal done_w, left_w
         retry: list[Trial] = []
         waiting = sum(len(b) for b in batches)
         report(waiting)
@@ -124,15 +120,14 @@ def run_trials(
                 if rec.status == "failed" and attempt == 1:
                     retry.append(trial)
                     continue
-                done_w += weight[trial.id]
-                left_w -= weight[trial.id]
+                estimate.finish(trial.id, rec.seconds, completed=rec.status == "done")
                 if rec.status == "failed":
                     counts.failed += 1
                 else:
                     counts.done += 1
+                report(waiting)
                 if on_record is not None:
                     on_record(rec, False)
-            report(waiting)
         return retry
 
     if todo:

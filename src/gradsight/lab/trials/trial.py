@@ -8,7 +8,8 @@ Its id is
 where ``normalize`` is the config as canonical JSON (sorted keys, no spaces) and
 ``code_version`` hashes the source of the module that computes the trial together with the
 source of every gradsight module it imports, transitively (so editing the training loop, a
-model or the monitor changes the id; editing the CLI or the web page does not).
+model or the monitor changes the id; editing the CLI or the web page does not). Libraries
+outside gradsight are not hashed; their versions are stored beside each result.
 
 >>> a = trial_id("sweep", {"lr": 0.1, "seed": 0}, "v1")
 >>> a == trial_id("sweep", {"seed": 0, "lr": 0.1}, "v1"), a == trial_id("sweep", {"lr": 0.1, "seed": 1}, "v1")
@@ -97,7 +98,7 @@ def _module_file(name: str) -> Path | None:
 
 @functools.lru_cache(maxsize=512)
 def _imports(path: Path, module: str) -> frozenset[str]:
-    """gradsight modules that ``path`` (module ``module``) imports, anywhere in the file."""
+    """Modules of ``module``'s own top-level package that ``path`` imports, anywhere in it."""
     is_package = path.name == "__init__.py"
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -112,13 +113,15 @@ def _imports(path: Path, module: str) -> frozenset[str]:
                 base = ".".join(parent + ([base] if base else []))
             found.add(base)
             found.update(f"{base}.{a.name}" for a in node.names)  # submodules imported by name
-    return frozenset(m for m in found if m == "gradsight" or m.startswith("gradsight."))
+    root = module.split(".")[0]
+    return frozenset(m for m in found if m == root or m.startswith(root + "."))
 
 
 @functools.lru_cache(maxsize=64)
 def code_version(module: str) -> str:
-    """sha256 (16 hex digits) of ``module``'s source and of every gradsight module it imports,
-    transitively (parent packages included: importing ``a.b`` runs ``a/__init__.py``)."""
+    """sha256 (16 hex digits) of ``module``'s source and of every module of its own top-level
+    package (gradsight) it imports, transitively, parent packages included (importing ``a.b``
+    runs ``a/__init__.py``). Cached per process: edit a file, and a new process sees it."""
     seen: dict[str, Path] = {}
     todo = [module]
     while todo:
