@@ -103,6 +103,18 @@ def test_store_round_trip_in_wal_mode(tmp_path):
     assert mode == "wal"
 
 
+def test_metrics_keep_their_key_order_so_a_report_reads_them_the_same(tmp_path):
+    """Regression: sorted keys reordered an experiment's dicts, and the lab's interview answer
+    (which lists them in order) differed between a fresh and a resumed run."""
+    trials = [Trial("toy", {"n": 3}, "v1")]
+    with TrialStore(tmp_path / "t.sqlite") as store:
+        store.put(Record("k", "toy", {}, "v1", "done", metrics={"b": 1, "a": {"z": 0, "y": 1}}))
+        assert list(store.get("k").metrics) == ["b", "a"]
+        assert list(store.get("k").metrics["a"]) == ["z", "y"]
+        fresh = run_trials(trials, TARGET, store, LocalExecutor())[trials[0].id]
+        assert fresh.metrics == store.get(trials[0].id).metrics
+
+
 def test_a_file_that_is_not_a_store_is_refused(tmp_path):
     bad = tmp_path / "notes.sqlite"
     bad.write_text("these are not the trials you are looking for" * 100)
@@ -209,6 +221,7 @@ def test_two_worker_processes_give_what_one_process_gives(tmp_path):
             pool.close()
     for t in trials:
         assert there[t.id].host == here[t.id].host
-        for key in ("test_acc", "test_loss", "dead_fraction", "grad_ratio", "findings"):
+        assert there[t.id].metrics["findings"] == here[t.id].metrics["findings"]
+        for key in ("test_acc", "test_loss", "dead_fraction", "grad_ratio"):
             assert there[t.id].metrics[key] == pytest.approx(here[t.id].metrics[key], rel=1e-6)
 

@@ -5,7 +5,8 @@
 1. a stored, reusable record (done, or diverged) is taken as is — unless ``fresh``;
 2. the rest run in batches on the executor (``group`` decides which trials share a batch,
    e.g. one ``torch.func`` ensemble per architecture); each outcome is written to the store
-   the moment its batch returns, in its own transaction;
+   the moment its batch returns, in its own transaction; the record keeps the metrics as
+   the store gives them back (JSON), so a trial run now and one read later are the same;
 3. a trial that failed is recorded as failed, then run once more on its own; the second
    outcome replaces the first (``attempts`` = 2).
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass, replace
 from gradsight.lab.eta import PRIOR_S, Estimate
 from gradsight.lab.trials.executors import Executor
 from gradsight.lab.trials.store import Record, TrialStore
-from gradsight.lab.trials.trial import Trial
+from gradsight.lab.trials.trial import Trial, as_json
 
 __all__ = ["Counts", "run_trials"]
 
@@ -50,7 +51,7 @@ def _record(trial: Trial, outcome: dict, attempts: int) -> Record:
     return Record(
         id=trial.id, kind=trial.kind, config=trial.config, version=trial.version,
         status="failed" if failure else "done", failure=failure, error=outcome["error"],
-        metrics=outcome["metrics"], attempts=attempts, seconds=float(outcome["seconds"]),
+        metrics=as_json(outcome["metrics"]), attempts=attempts, seconds=float(outcome["seconds"]),
         started=outcome["started"], finished=outcome["finished"], host=outcome["host"],
         versions=outcome["versions"],
     )

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gradsight.errors import GradsightError
-from gradsight.lab.trials.trial import dumps
+from gradsight.lab.trials.trial import dumps, plain
 
 __all__ = ["STATUSES", "Record", "TrialStore", "host", "library_versions"]
 
@@ -133,11 +133,12 @@ class TrialStore:
             ) from None
 
     def put(self, record: Record) -> None:
-        """Write ``record`` (replacing any row with its id) in one transaction."""
+        """Write ``record`` (replacing any row with its id) in one transaction; metrics keep
+        their key order (a report iterates over them)."""
         row = (
             record.id, record.kind, dumps(record.config), record.version, record.status,
             record.failure, record.error,
-            None if record.metrics is None else dumps(record.metrics),
+            None if record.metrics is None else json.dumps(record.metrics, default=plain),
             record.attempts, record.seconds, record.started, record.finished, record.host,
             dumps(record.versions),
         )

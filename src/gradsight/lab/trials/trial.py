@@ -30,10 +30,10 @@ from typing import Any
 
 from gradsight.errors import GradsightError
 
-__all__ = ["Trial", "code_version", "dumps", "normalize", "trial_id"]
+__all__ = ["Trial", "as_json", "code_version", "dumps", "normalize", "plain", "trial_id"]
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """JSON's ``default`` hook: numpy/torch scalars and arrays as Python numbers and lists."""
     if hasattr(value, "tolist"):
         return value.tolist()
@@ -46,7 +46,12 @@ def _plain(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """Canonical JSON: sorted keys, no spaces, NaN/Inf kept (``json.loads`` reads them back)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_plain)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=plain)
+
+
+def as_json(value: Any) -> Any:
+    """``value`` as JSON gives it back, key order kept (metrics: what the store returns)."""
+    return json.loads(json.dumps(value, default=plain))
 
 
 def normalize(config: dict[str, Any]) -> dict[str, Any]:
