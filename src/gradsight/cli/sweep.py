@@ -11,10 +11,7 @@ import typer
 from gradsight.cli.app import app
 from gradsight.errors import GradsightError
 
-sweep_app = typer.Typer(
-    help="Train a grid of small MLPs as stored trials, locally or on Ray, and report on it.",
-    no_args_is_help=False,
-)
+sweep_app = typer.Typer(no_args_is_help=False)
 app.add_typer(sweep_app, name="sweep")
 
 
@@ -23,17 +20,17 @@ def _axis(help_text: str) -> Any:
 
 
 _CONFIG = typer.Option(
-    None, "--config", help="TOML file with a [sweep] table; flags override its values.",
+    None, "--config", help="TOML file whose sweep table gives the grid; flags override its values.",
     metavar="GRID.toml",
 )
-_BATCH = typer.Option(None, "--batch-size", help="Samples per step [64].")
+_BATCH = typer.Option(None, "--batch-size", help="Samples per step (default: 64).")
 _SAMPLES = typer.Option(
     None, "--samples",
-    help="N random points of the grid (lr log-uniform) instead of all of it [0: all].",
+    help="N random points of the grid (lr log-uniform) instead of all of it (default: 0, all of it).",
 )
 _OUT = typer.Option(Path("sweep"), "--out", help="Directory for index.html (created).")
 _STORE = typer.Option(
-    None, "--store", help="SQLite trial store [OUT/trials.sqlite]; stored trials are reused.",
+    None, "--store", help="SQLite trial store (default: OUT/trials.sqlite); stored trials are reused.",
     metavar="DB",
 )
 _FRESH = typer.Option(False, "--fresh", help="Ignore stored trials.")
@@ -42,27 +39,27 @@ _WORKERS = typer.Option(
     1, "--workers", help="Processes (local) or CPUs of a local Ray; 1 runs in this process."
 )
 _ADDRESS = typer.Option(
-    None, "--address", help="With --executor ray: 'auto' or 'ray://host:port' [a local Ray]."
+    None, "--address", help="With --executor ray: 'auto' or 'ray://host:port' (default: a local Ray)."
 )
 _ENSEMBLE = typer.Option(
     False, "--ensemble",
     help="Train trials that differ only in init, lr and seed together (torch.func).",
 )
 _STORE_ARG = typer.Argument(..., help="A trial store written by `gradsight sweep`.")
-_PAGE = typer.Option(None, "--out", help="HTML page [beside STORE: index.html].")
+_PAGE = typer.Option(None, "--out", help="HTML page (default: index.html beside STORE).")
 _CSV = typer.Option(None, "--csv", help="Also write one row per trial as CSV.")
 _PARQUET = typer.Option(
     None, "--parquet", help="Also write the table as Parquet (needs pyarrow)."
 )
-_DATASET = _axis("Data sets: digits, mnist1d, spiral, circles, xor [digits]")
-_ACTIVATION = _axis("Activations from the catalog [relu]")
-_DEPTH = _axis("Hidden layers [2]")
-_WIDTH = _axis("Units per hidden layer [32]")
-_INIT = _axis("Inits: pytorch_default, xavier, he, lecun, orthogonal [pytorch_default]")
-_LR = _axis("Learning rates [0.1]")
-_OPTIMIZER = _axis("Optimizers: sgd, momentum, adam [sgd]")
-_SEEDS = _axis("Seeds (model init and batch order) [0]")
-_STEPS = _axis("Optimizer steps [200]")
+_DATASET = _axis("Data sets: digits, mnist1d, spiral, circles, xor (default: digits)")
+_ACTIVATION = _axis("Activations from the catalog (default: relu)")
+_DEPTH = _axis("Hidden layers (default: 2)")
+_WIDTH = _axis("Units per hidden layer (default: 32)")
+_INIT = _axis("Inits: pytorch_default, xavier, he, lecun, orthogonal (default: pytorch_default)")
+_LR = _axis("Learning rates (default: 0.1)")
+_OPTIMIZER = _axis("Optimizers: sgd, momentum, adam (default: sgd)")
+_SEEDS = _axis("Seeds (model init and batch order) (default: 0)")
+_STEPS = _axis("Optimizer steps (default: 200)")
 
 
 @sweep_app.callback(invoke_without_command=True)
@@ -88,7 +85,10 @@ def sweep(
     address: str | None = _ADDRESS,
     ensemble: bool = _ENSEMBLE,
 ) -> None:
-    """Run a grid of trials and write OUT/index.html; re-running reuses stored trials.
+    """Train a grid of small MLPs as stored trials, locally or on Ray; write OUT/index.html.
+
+    Trials already in the store are reused (--fresh runs them again); `gradsight sweep report
+    DB` redraws the page and exports CSV or Parquet.
 
     Example: gradsight sweep --activation relu,tanh,gelu --lr 0.01,0.1,1 --depth 2,8 --seeds 0,1
     --steps 200 --ensemble --workers 2
