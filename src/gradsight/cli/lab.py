@@ -112,11 +112,10 @@ def lab(
     weights[gallery.id] = _GALLERY_TYPICAL_S
     by_id = {t.id: name for name, t in trials.items()}
     start = time.perf_counter()
-    with TrialStore(store or out / "trials.sqlite") as db:
-        pool = make_executor(executor, workers, address)
-        try:
+    pool = make_executor(executor, workers, address)  # fails before the store is made
+    try:
+        with TrialStore(store or out / "trials.sqlite") as db:
             with trial_progress(console, "lab") as progress:
-
                 waiting = set(by_id)
 
                 def show(rec, cached: bool) -> None:
@@ -130,8 +129,8 @@ def lab(
                     [trials[e.name] for e in chosen] + [gallery], TARGET, db, pool, fresh=fresh,
                     weights=weights, progress=progress, on_record=show,
                 )
-        finally:
-            pool.close()
+    finally:
+        pool.close()
     results, failed = [], {}
     for e in chosen:
         rec = records[trials[e.name].id]

@@ -115,16 +115,16 @@ def sweep(
     console = Console()
     console.print(f"gradsight sweep: {len(todo)} trials; store {db_path}")
     start = time.perf_counter()
-    with TrialStore(db_path) as db:
-        pool = make_executor(executor, workers, address)
-        try:
+    pool = make_executor(executor, workers, address)  # fails before the store is made
+    try:
+        with TrialStore(db_path) as db:
             size = -(-len(todo) // max(pool.workers, 1))  # at least one ensemble per worker
             group = (lambda ts: sw.group(ts, size)) if ensemble else None
             with trial_progress(console, "sweep") as progress:
                 records = run_trials(todo, sw.TARGET, db, pool, fresh=fresh, group=group,
                                      progress=progress)
-        finally:
-            pool.close()
+    finally:
+        pool.close()
     failed = [r for r in records.values() if r.status != "done"]
     page = sweep_report.write_html(sweep_report.rows(db_path), out / "index.html", str(db_path))
     console.print(f"{len(records)} trials ({len(failed)} failed) in "
