@@ -30,6 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from gradsight.errors import GradsightError, unknown_choice
+from gradsight.lab import data
+from gradsight.lab.ensemble import train_ensemble
+from gradsight.lab.models import INITS, MLP
+from gradsight.lab.models.mlp import resolve_activation
+from gradsight.lab.training import OPTIMIZERS, TrainConfig, train
 from gradsight.lab.trials.trial import Trial, code_version
 
 __all__ = [
@@ -150,11 +155,6 @@ def validate(spec: SweepSpec) -> None:
     """Raise :class:`GradsightError` for anything that cannot run: an empty axis, an unknown
     name (with a did-you-mean hint), a size < 1, a learning rate that is not a finite number
     > 0, a negative seed."""
-    from gradsight.lab import data
-    from gradsight.lab.models import INITS
-    from gradsight.lab.models.mlp import resolve_activation
-    from gradsight.lab.training import OPTIMIZERS
-
     for axis in AXES:
         if not getattr(spec, axis):
             raise GradsightError(
@@ -234,21 +234,15 @@ def group(todo: list[Trial], size: int | None = None) -> list[list[Trial]]:
 
 @functools.lru_cache(maxsize=4)
 def _data(name: str) -> Any:
-    from gradsight.lab import data
-
     return data.load(name)
 
 
 def _model(c: dict[str, Any], ds: Any) -> Any:
-    from gradsight.lab.models import MLP
-
     return MLP(ds.n_features, ds.n_classes, depth=c["depth"], width=c["width"],
                activation=c["activation"], init=c["init"], seed=c["seed"])
 
 
 def _train_config(c: dict[str, Any]) -> Any:
-    from gradsight.lab.training import TrainConfig
-
     return TrainConfig(steps=c["steps"], batch_size=c["batch_size"], lr=c["lr"],
                        optimizer=c["optimizer"], seed=c["seed"], eval_every=c["steps"],
                        watch=True, watch_every=c["watch_every"])
@@ -291,9 +285,6 @@ def metrics_of(result: Any) -> dict[str, Any]:
 
 def run_batch(kind: str, cfgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The worker side: one config trains alone; several (one :func:`group`) as an ensemble."""
-    from gradsight.lab.ensemble import train_ensemble
-    from gradsight.lab.training import train
-
     if kind != KIND:
         raise GradsightError(f"run_batch computes {KIND!r} trials, got kind {kind!r}")
     ds = _data(cfgs[0]["dataset"])
