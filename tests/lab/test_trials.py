@@ -225,3 +225,17 @@ def test_two_worker_processes_give_what_one_process_gives(tmp_path):
         for key in ("test_acc", "test_loss", "dead_fraction", "grad_ratio"):
             assert there[t.id].metrics[key] == pytest.approx(here[t.id].metrics[key], rel=1e-6)
 
+
+
+def test_an_experiment_result_survives_the_store_whole(tmp_path):
+    """What the lab's report is built from: a result read back equals the one that ran."""
+    from gradsight.lab import registry
+    from gradsight.lab.trials.lab import from_metrics, to_metrics
+
+    result = registry.run("explainer", quick=True)
+    with TrialStore(tmp_path / "t.sqlite") as store:
+        store.put(Record("e", "explainer", {"quick": True}, "v", "done",
+                         metrics=to_metrics(result)))
+        back = from_metrics(store.get("e").metrics)
+    assert back.to_dict(with_figures=True) == result.to_dict(with_figures=True)
+    assert [c.to_dict() for c in back.claims] == [c.to_dict() for c in result.claims]

@@ -11,6 +11,7 @@ reuses every trial writes the same numbers.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from gradsight.lab import registry
@@ -38,10 +39,10 @@ def to_metrics(result: ExperimentResult) -> dict[str, Any]:
 
 
 def from_metrics(metrics: dict[str, Any]) -> ExperimentResult:
-    """The :class:`ExperimentResult` that :func:`to_metrics` wrote."""
-    keys = ("name", "title", "summary", "command", "quick", "scale", "rows", "data", "seconds")
+    """The :class:`ExperimentResult` that :func:`to_metrics` wrote (every field it holds)."""
+    keys = {f.name for f in fields(ExperimentResult)} - {"figures", "claims"}
     return ExperimentResult(
-        **{k: metrics[k] for k in keys},
+        **{k: metrics[k] for k in keys if k in metrics},
         figures=[Figure(**f) for f in metrics.get("figures", [])],
         claims=[Claim(**c) for c in metrics.get("claims", [])],
     )
