@@ -90,7 +90,9 @@ def test_a_failing_experiment_is_reported_and_the_others_kept(tmp_path, monkeypa
     assert "boom failed" in result.output and "planted failure" in result.output
     doc = json.loads((tmp_path / "results.json").read_text())
     assert list(doc["experiments"]) == ["explainer"]
-    assert doc["failed"] == {"boom": "RuntimeError: planted failure"}
+    assert list(doc["failed"]) == ["boom"]  # retried once, then reported as failed
+    assert doc["failed"]["boom"].startswith("RuntimeError: planted failure (at test_lab_cli.py:")
+    assert doc["failed"]["boom"].endswith(" in boom) (after 2 attempts)")
 
 
 def test_the_lab_says_how_long_it_will_take_and_what_is_left(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from gradsight.cli import activations, flow, lab, monitor, serve  # noqa: F401  (registers commands)
+from gradsight.cli import activations, flow, lab, monitor, serve, sweep  # noqa: F401  (registers commands)
 from gradsight.cli.app import app
 from gradsight.errors import GradsightError
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import traceback
 from pathlib import Path
 
 import typer
@@ -36,11 +35,27 @@ def _selected(only: list[str] | None) -> list:
     return [e for e in everything if e.name in set(wanted)]
 
 
+_GALLERY_TYPICAL_S = 4.0  # seconds the activation gallery takes to draw on 2 cores
+
 _QUICK = typer.Option(
     False, "--quick", help="Small grids and few steps: the whole lab in under 5 minutes."
 )
 _OUT = typer.Option(
     Path("report"), "--out", help="Directory for index.html and results.json (created)."
+)
+_STORE = typer.Option(
+    None, "--store", help="SQLite trial store (default: OUT/trials.sqlite); reused on re-runs.",
+    metavar="DB",
+)
+_FRESH = typer.Option(False, "--fresh", help="Ignore stored trials: run everything again.")
+_EXECUTOR = typer.Option(
+    "local", "--executor", help="Where trials run: 'local' (processes here) or 'ray'.",
+)
+_WORKERS = typer.Option(
+    1, "--workers", help="Processes (local) or CPUs of a local Ray; 1 runs in this process.",
+)
+_ADDRESS = typer.Option(
+    None, "--address", help="With --executor ray: 'auto' or 'ray://host:port' (default: a local Ray).",
 )
 _ONLY = typer.Option(
     None,
@@ -51,82 +66,83 @@ _ONLY = typer.Option(
 
 
 @app.command("lab")
-def lab(quick: bool = _QUICK, out: Path = _OUT, only: list[str] | None = _ONLY) -> None:
+def lab(
+    quick: bool = _QUICK,
+    out: Path = _OUT,
+    only: list[str] | None = _ONLY,
+    store: Path | None = _STORE,
+    fresh: bool = _FRESH,
+    executor: str = _EXECUTOR,
+    workers: int = _WORKERS,
+    address: str | None = _ADDRESS,
+) -> None:
     """Run the lab's experiments and write DIR/index.html and DIR/results.json.
 
     Each experiment settles some of the ReLU explainer's claims or reproduces a paper result;
-    its verdicts are printed as it finishes. The run says up front how long it should take on
-    2 CPU cores (quick: about 3 min; full: about 2 h 20 min, 100 min of it llm_ffn) and, after
-    each experiment, how long is left, scaled by how fast the finished experiments ran here.
+    its verdicts are printed as it finishes. Each experiment is a trial stored in
+    DIR/trials.sqlite (or --store) as it finishes: the same command again reuses every stored
+    trial (--fresh runs them again), so a killed run resumes where it stopped. A failing
+    experiment is retried once and reported as failed; the others go on. On 2 CPU cores the
+    quick lab takes about 3 min; the full lab about 2 h 20 min, 100 min of it llm_ffn.
 
     Example: gradsight lab --quick --out report --only derivatives --only cost
+
+    On a Ray cluster: gradsight lab --executor ray --address auto
     """
     from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
-    from gradsight.lab import registry
-    from gradsight.lab.eta import Estimate, describe
+    from gradsight.cli._progress import trial_progress
+    from gradsight.lab.eta import describe
+    from gradsight.lab.trials import TrialStore, make_executor, run_trials
+    from gradsight.lab.trials.lab import TARGET, figures, from_metrics, gallery_trial, trial_for
     from gradsight.report import build
 
     chosen = _selected(only)
     if out.exists() and not out.is_dir():  # fail before the experiments run, not after
         raise GradsightError(f"--out {str(out)!r} is a file; expected a directory (it is created)")
     console = Console()
-    estimate = Estimate({e.name: e.typical_s(quick) for e in chosen})
+    trials = {e.name: trial_for(e, quick) for e in chosen}
+    weights = {trials[e.name].id: e.typical_s(quick) for e in chosen}
     mode = "quick" if quick else "full"
     console.print(
-        f"gradsight lab ({mode}): {len(chosen)} experiments, {describe(estimate.total)} on 2 cores "
-        "(measured typical times; a busy or slower machine takes longer)"
+        f"gradsight lab ({mode}): {len(chosen)} experiments, {describe(sum(weights.values()))} "
+        "on 2 cores (measured typical times; a busy or slower machine takes longer)"
     )
-    results = []
-    failed: dict[str, str] = {}
+    gallery = gallery_trial()
+    weights[gallery.id] = _GALLERY_TYPICAL_S
+    by_id = {t.id: name for name, t in trials.items()}
     start = time.perf_counter()
-    columns = (
-        TextColumn("{task.description:<18}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[message]}", style="dim"),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
-        for exp in chosen:
-            task = bar.add_task(exp.name, total=None, message="")
+    pool = make_executor(executor, workers, address)  # fails before the store is made
+    try:
+        with TrialStore(store or out / "trials.sqlite") as db:
+            with trial_progress(console, "lab") as progress:
+                waiting = set(by_id)
 
-            def progress(done: int, total: int, message: str = "", _task=task) -> None:
-                bar.update(_task, completed=done, total=max(total, 1), message=message[:40])
+                def show(rec, cached: bool) -> None:
+                    if rec.id not in by_id:
+                        return
+                    waiting.discard(rec.id)
+                    eta = progress.counts.eta_s if waiting and progress.counts else None
+                    _print_record(progress.console, by_id[rec.id], rec, cached, quick, eta)
 
-            try:
-                result = registry.run(exp.name, quick=quick, progress=progress)
-            except Exception as exc:  # one broken experiment must not lose the others
-                failed[exp.name] = f"{type(exc).__name__}: {exc}"
-                estimate.finish(exp.name, 0.0, completed=False)
-                bar.update(task, total=1, completed=0, message="failed")
-                bar.console.print(f"[bold red]✗ {exp.name} failed[/] {escape(failed[exp.name])}")
-                bar.console.print(traceback.format_exc(), style="dim", markup=False)
-                continue
-            results.append(result)
-            estimate.finish(exp.name, result.seconds)
-            bar.update(task, total=1, completed=1, message=f"{result.seconds:.1f} s")
-            over = " [red](over its quick budget)[/]" if quick and result.seconds > exp.quick_budget_s else ""
-            budget = f", quick budget {exp.quick_budget_s:.0f} s" if quick else ""
-            left = f"; {describe(estimate.remaining())} left" if estimate.left else ""
-            bar.console.print(
-                f"[bold]{exp.name}[/] {result.seconds:.1f} s (typical {exp.typical_s(quick):.0f} s"
-                f"{budget}){over}{left}"
-            )
-            for c in result.claims:
-                style = _VERDICT_STYLE.get(c.verdict, "")
-                bar.console.print(f"   [{style}]{c.verdict:>10}[/]  {escape(c.claim)}", highlight=False)
-    index = build(results, out, quick=quick, failed=failed)
+                records = run_trials(
+                    [trials[e.name] for e in chosen] + [gallery], TARGET, db, pool, fresh=fresh,
+                    weights=weights, progress=progress, on_record=show,
+                )
+    finally:
+        pool.close()
+    results, failed = [], {}
+    for e in chosen:
+        rec = records[trials[e.name].id]
+        if rec.status == "done":
+            results.append(from_metrics(rec.metrics))
+        else:
+            failed[e.name] = f"{rec.error} (after {rec.attempts} attempts)"
+    drawn = records[gallery.id]
+    if drawn.status != "done":
+        failed["activation gallery"] = f"{drawn.error} (after {drawn.attempts} attempts)"
+    index = build(results, out, quick=quick, failed=failed,
+                  gallery=figures(drawn.metrics) if drawn.status == "done" else False)
     console.print(
         f"{len(results)} experiments in {time.perf_counter() - start:.0f} s; "
         f"wrote {index} and {index.parent / 'results.json'}"
@@ -134,3 +150,28 @@ def lab(quick: bool = _QUICK, out: Path = _OUT, only: list[str] | None = _ONLY) 
     if failed:
         console.print(f"[bold red]{len(failed)} failed:[/] {', '.join(failed)}")
         raise typer.Exit(1)
+
+
+def _print_record(console, name: str, rec, cached: bool, quick: bool, eta: float | None) -> None:
+    """One experiment's line (time or failure, and the time left) and its verdicts."""
+    from rich.markup import escape
+
+    from gradsight.lab import registry
+    from gradsight.lab.eta import describe
+
+    if rec.status != "done":
+        console.print(f"[bold red]✗ {name} failed[/] (attempt {rec.attempts}) {escape(rec.error)}")
+        return
+    exp = registry.get(name)
+    seconds = rec.metrics["seconds"]
+    over = quick and seconds > exp.quick_budget_s
+    budget = f", quick budget {exp.quick_budget_s:.0f} s" if quick else ""
+    console.print(
+        f"[bold]{name}[/] {seconds:.1f} s" + (" (stored)" if cached else "")
+        + f" (typical {exp.typical_s(quick):.0f} s{budget})"
+        + (" [red](over its quick budget)[/]" if over else "")
+        + (f"; {describe(eta)} left" if eta is not None else "")
+    )
+    for c in rec.metrics["claims"]:
+        style = _VERDICT_STYLE.get(c["verdict"], "")
+        console.print(f"   [{style}]{c['verdict']:>10}[/]  {escape(c['claim'])}", highlight=False)

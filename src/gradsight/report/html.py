@@ -381,13 +381,14 @@ def build(
     out_dir: str | os.PathLike[str],
     quick: bool,
     *,
-    gallery: bool = True,
+    gallery: bool | Sequence[Figure] = True,
     failed: dict[str, str] | None = None,
 ) -> Path:
     """Write ``out_dir/index.html`` and ``out_dir/results.json``; return the HTML path.
 
     ``results`` are the experiments' results in report order; ``quick`` records the mode they
-    ran in. ``gallery=False`` leaves out the activation gallery (faster, for tests); ``failed``
+    ran in. ``gallery=False`` leaves out the activation gallery (faster, for tests), a list of
+    figures is used as the gallery (drawn earlier); ``failed``
     maps experiments that raised to their error, shown at the top of the page.
     """
     out = Path(out_dir)
@@ -398,7 +399,8 @@ def build(
     (out / "results.json").write_text(
         json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8"
     )
-    page = render_html(doc, results, _gallery() if gallery else ())
+    figures = _gallery() if gallery is True else (gallery or ())
+    page = render_html(doc, results, figures)
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
     return index

@@ -1,0 +1,90 @@
+"""Print trials per minute for one 64-trial grid of small MLPs on digits, four ways, side by side.
+
+The grid: activation (relu, tanh) × init (he, xavier) × lr (0.01, 0.03, 0.1, 0.3) × seed
+(0..3); depth 2, width 32, 100 SGD steps of 64 samples, watched by gradsight.watch every 10
+steps — 64 trials, each through the trial store. The modes:
+
+- sequential   one trial after another in this process (``--executor local --workers 1``)
+- workers 2    two local worker processes (``--workers 2``)
+- ensemble     trials sharing an architecture train as one torch.func ensemble (``--ensemble``)
+- ray local    a local Ray with 2 CPUs, one task per trial (``--executor ray --workers 2``)
+
+Wall times include starting the worker processes or Ray (Ray's start-up is also shown alone)
+and writing every trial to a fresh store. Ray's per-trial overhead is its wall time beyond the
+trials' own compute, per trial: (wall · CPUs − Σ trial seconds) / n.
+
+    .venv/bin/python benchmarks/sweep_throughput.py              # the four modes
+    .venv/bin/python benchmarks/sweep_throughput.py --no-ray     # without Ray
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from gradsight.lab import sweep
+from gradsight.lab.trials import LocalExecutor, RayExecutor, TrialStore, run_trials
+
+GRID = sweep.SweepSpec(activation=["relu", "tanh"], init=["he", "xavier"],
+                       lr=[0.01, 0.03, 0.1, 0.3], seed=[0, 1, 2, 3], steps=[100], depth=[2],
+                       width=[32], watch_every=10)
+
+
+def timed(name: str, make, group, trials, tmp: Path) -> dict:
+    """Run ``trials`` into a fresh store with the executor ``make()`` builds."""
+    start = time.perf_counter()
+    executor = make()
+    started = time.perf_counter() - start
+    try:
+        with TrialStore(tmp / f"{name}.sqlite") as store:
+            recs = run_trials(trials, sweep.TARGET, store, executor, group=group)
+    finally:
+        executor.close()
+    wall = time.perf_counter() - start
+    failed = sum(r.status != "done" for r in recs.values())
+    return {"mode": name, "wall": wall, "start": started, "failed": failed,
+            "work": sum(r.seconds for r in recs.values()), "workers": executor.workers,
+            "acc": sum(r.metrics["test_acc"] for r in recs.values()) / len(recs)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-ray", action="store_true", help="leave out the Ray mode")
+    args = parser.parse_args()
+    trials = sweep.trials(GRID)
+    n = len(trials)
+    modes = [("sequential", lambda: LocalExecutor(1), None),
+             ("workers 2", lambda: LocalExecutor(2), None),
+             ("ensemble", lambda: LocalExecutor(1), sweep.group)]
+    if not args.no_ray:
+        modes.append(("ray local", lambda: RayExecutor(workers=2), None))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, make, group in modes:
+            rows.append(timed(name, make, group, trials, Path(tmp)))
+            print(f"  {name}: {rows[-1]['wall']:.1f} s", flush=True)
+    base = rows[0]["wall"]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\n# {n} trials (sweep grid: 2 activations × 2 inits × 4 lr × 4 seeds, MLP 64-32-32-10, "
+          f"100 steps), torch {torch.__version__}, {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {load:.1f} at the end")
+    print("| mode | wall s | trials/min | × sequential | mean test acc | failed |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['mode']} | {r['wall']:.1f} | {60 * n / r['wall']:.0f} | "
+              f"{base / r['wall']:.2f} | {r['acc']:.3f} | {r['failed']} |")
+    for r in rows:
+        if r["mode"] == "ray local":
+            over = (r["wall"] * r["workers"] - r["work"]) / n
+            print(f"\nRay: {r['start']:.1f} s to start; per-trial overhead beyond the trial's own "
+                  f"compute {over:.2f} s (wall × {r['workers']} CPUs − Σ trial seconds, per trial)")
+
+
+if __name__ == "__main__":
+    main()
