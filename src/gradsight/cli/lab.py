@@ -11,10 +11,11 @@ import typer
 from gradsight.cli.app import app
 from gradsight.errors import GradsightError
 
-_VERDICT_STYLE = {
+_VERDICT_STYLE = {  # one per word of gradsight.lab.registry.VERDICTS (tested)
     "supported": "bold green",
     "refuted": "bold red",
     "nuanced": "bold yellow",
+    "not_reproduced": "bold magenta",
     "untestable": "dim",
 }
 
@@ -48,18 +49,24 @@ _ONLY = typer.Option(
     help="Run only this experiment (repeat, or separate names by commas).",
     metavar="NAME",
 )
+_SEED = typer.Option(
+    0, "--seed", min=0,
+    help="Re-run with other seeds: every experiment trains seeds N*k … N*k+k-1 (k its seed count).",
+)
 
 
 @app.command("lab")
-def lab(quick: bool = _QUICK, out: Path = _OUT, only: list[str] | None = _ONLY) -> None:
+def lab(
+    quick: bool = _QUICK, out: Path = _OUT, only: list[str] | None = _ONLY, seed: int = _SEED
+) -> None:
     """Run the lab's experiments and write DIR/index.html and DIR/results.json.
 
     Each experiment settles some of the ReLU explainer's claims or reproduces a paper result;
-    its verdicts are printed as it finishes. The run says up front how long it should take on
-    2 CPU cores (quick: about 3 min; full: about 2 h 20 min, 100 min of it llm_ffn) and, after
-    each experiment, how long is left, scaled by how fast the finished experiments ran here.
+    its verdicts are printed as it finishes, beside its scale. The run says up front how long it
+    should take on 2 CPU cores (the sum of the chosen experiments' measured typical times) and,
+    after each experiment, how long is left, scaled by how fast the finished experiments ran here.
 
-    Example: gradsight lab --quick --out report --only derivatives --only cost
+    Example: gradsight lab --quick --out report --only derivatives --only cost --seed 1
     """
     from rich.console import Console
     from rich.markup import escape
@@ -81,7 +88,7 @@ def lab(quick: bool = _QUICK, out: Path = _OUT, only: list[str] | None = _ONLY) 
         raise GradsightError(f"--out {str(out)!r} is a file; expected a directory (it is created)")
     console = Console()
     estimate = Estimate({e.name: e.typical_s(quick) for e in chosen})
-    mode = "quick" if quick else "full"
+    mode = ("quick" if quick else "full") + (f", --seed {seed}" if seed else "")
     console.print(
         f"gradsight lab ({mode}): {len(chosen)} experiments, {describe(estimate.total)} on 2 cores "
         "(measured typical times; a busy or slower machine takes longer)"
@@ -105,7 +112,7 @@ def lab(quick: bool = _QUICK, out: Path = _OUT, only: list[str] | None = _ONLY) 
                 bar.update(_task, completed=done, total=max(total, 1), message=message[:40])
 
             try:
-                result = registry.run(exp.name, quick=quick, progress=progress)
+                result = registry.run(exp.name, quick=quick, progress=progress, seed=seed)
             except Exception as exc:  # one broken experiment must not lose the others
                 failed[exp.name] = f"{type(exc).__name__}: {exc}"
                 estimate.finish(exp.name, 0.0, completed=False)
@@ -123,10 +130,11 @@ def lab(quick: bool = _QUICK, out: Path = _OUT, only: list[str] | None = _ONLY) 
                 f"[bold]{exp.name}[/] {result.seconds:.1f} s (typical {exp.typical_s(quick):.0f} s"
                 f"{budget}){over}{left}"
             )
+            bar.console.print(f"   [dim]scale: {escape(result.scale)}[/]", highlight=False)
             for c in result.claims:
                 style = _VERDICT_STYLE.get(c.verdict, "")
-                bar.console.print(f"   [{style}]{c.verdict:>10}[/]  {escape(c.claim)}", highlight=False)
-    index = build(results, out, quick=quick, failed=failed)
+                bar.console.print(f"   [{style}]{c.verdict:>14}[/]  {escape(c.claim)}", highlight=False)
+    index = build(results, out, quick=quick, failed=failed, seed=seed)
     console.print(
         f"{len(results)} experiments in {time.perf_counter() - start:.0f} s; "
         f"wrote {index} and {index.parent / 'results.json'}"

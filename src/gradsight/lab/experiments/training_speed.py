@@ -34,6 +34,9 @@ from gradsight.lab.registry import (
     command_for,
     experiment,
 )
+from gradsight.lab.registry import (
+    seeds as lab_seeds,
+)
 
 NAME = "training_speed"
 TITLE = "Training speed: steps to a target accuracy per activation"
@@ -91,22 +94,35 @@ def best_lr(per_lr: dict[float, Sequence[int | None]]) -> float:
 
 
 def compare(a: Sequence[int | None], b: Sequence[int | None]) -> str:
-    """Which of two activations reached the target first, seeds included.
+    """Which of two activations reached the target first, seeds included, never-reached seeds
+    treated as censored: slower than any seed that reached it, tied with each other.
 
-    ``"a"`` when every seed of a beat every seed of b (ranges do not overlap, a never-reached
-    seed counts as infinite), ``"b"`` symmetrically, ``"neither"`` when no seed of either
-    reached it, else ``"tie"`` (the seed ranges overlap).
+    ``"a"`` when every seed of a that reached the target did so before every seed of b that
+    did (or b had none) and a reached it in at least as many seeds, with one of the two strict
+    (a's range ends before b's starts, or a reached it in more seeds); ``"b"`` symmetrically;
+    ``"neither"`` when no seed of either reached it; else ``"tie"``.
 
     >>> compare([100, 120, 110], [300, None, 250])
     'a'
     >>> compare([100, 300], [200, 250])
     'tie'
+    >>> compare([150, 200, None], [None, None, None])  # 2 of 3 vs 0 of 3: a is faster
+    'a'
+    >>> compare([100, None, None], [150, 160, 170])  # a once, early; b always, later
+    'tie'
     """
-    if all(s is None for s in a) and all(s is None for s in b):
+    ra = [s for s in a if s is not None]
+    rb = [s for s in b if s is not None]
+    if not ra and not rb:
         return "neither"
-    if max(_key(s) for s in a) < min(_key(s) for s in b):
+
+    def beats(x: list[int], y: list[int]) -> bool:
+        separated = not y or not x or max(x) < min(y)
+        return bool(x) and separated and len(x) >= len(y) and (len(x) > len(y) or max(x) < min(y))
+
+    if beats(ra, rb):
         return "a"
-    if max(_key(s) for s in b) < min(_key(s) for s in a):
+    if beats(rb, ra):
         return "b"
     return "tie"
 
@@ -172,7 +188,7 @@ def _train_activation(
     keys, nets, lrs, seeds = [], [], [], []
     for fam, init in families.items():
         for lr in LRS[optimizer]:
-            for seed in range(grid.seeds):
+            for seed in lab_seeds(grid.seeds):
                 keys.append((fam, lr))
                 nets.append(MLP(ds.n_features, ds.n_classes, depth=depth, width=grid.width,
                                 activation=activation, init=init, seed=1000 * depth + seed))
