@@ -167,6 +167,11 @@ def speed_verdict(outcomes: dict[str, str]) -> tuple[str, str]:
     return "nuanced", "It depends on the setting: " + "; ".join(parts) + "." + tail
 
 
+def _median_or_none(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return round(statistics.median(kept), 4) if kept else None
+
+
 # ------------------------------------------------------------------------- measurement
 
 def _setting_label(ds: str, depth: int, opt: str, init: str) -> str:
@@ -397,6 +402,15 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
             "seeds": grid.seeds,
             "step_budget": grid.steps,
             "mean_derivative_at_start": {a: round(v, 4) for a, v in start_deriv.items()},
+            # during training, not only at initialization: the monitor's end window, median over
+            # settings at each activation's best learning rate, and the runs that turned NaN
+            "saturated_at_end": {a: _median_or_none([r["saturated_at_end"] for r in rows
+                                                     if r["activation"] == a])
+                                 for a in grid.activations},
+            "diverged_runs_at_best_lr": {a: sum(r["diverged"] for r in rows if r["activation"] == a)
+                                         for a in grid.activations},
+            "runs_at_best_lr": {a: grid.seeds * sum(r["activation"] == a for r in rows)
+                                for a in grid.activations},
         },
         command=command_for(NAME, quick),
         explanation=text,
