@@ -710,8 +710,8 @@ def _claim_silent(
         },
         command=command,
         explanation=(
-            f"'Many' means at least {MANY_SILENT:.0%} of the FFN hidden activations exactly zero "
-            f"per token on the validation pass, in every seed's reading (mean minus std). {text} "
+            f"{text} 'Many' means at least {MANY_SILENT:.0%} of the FFN hidden activations exactly "
+            f"zero per token on the validation pass, in every seed's reading (mean minus std). "
             f"Where ReLU's output is zero its derivative is zero too, so no gradient reaches that "
             f"pre-activation for that token. Smooth forms are never exactly zero; their fraction "
             f"below 1 % of the layer's max |h| is "
@@ -745,10 +745,10 @@ def _claim_relu_costs_little(
             evidence={"gaps": gaps, "tolerance_relative": TOLERANCE, "min_seeds": MIN_SEEDS},
             command=command,
             explanation=(
-                f"Paired by seed, ReLU's validation bits/char minus the other form's; a gap "
+                f"Measured, paired by seed: {'; '.join(_gap_text(g) for g in gaps)}. {text} A gap "
                 f"counts when it exceeds both {TOLERANCE:.0%} of the other form's bits/char and "
                 f"the seed std, and 'the same' needs the std within {TOLERANCE:.0%} too. "
-                f"Measured: {'; '.join(_gap_text(g) for g in gaps)}. {text} Scale: {scale}."
+                f"Scale: {scale}."
             ),
             source="Mirzadeh et al. 2023",
         ),
@@ -791,11 +791,10 @@ def _claim_gated(
             },
             command=command,
             explanation=(
-                f"Pairs at equal parameters: ReGLU/ReLU, GEGLU/GELU, SwiGLU/SiLU, paired by seed "
-                f"(plain minus gated bits/char: positive when the gated form is better); a gap "
-                f"counts when it exceeds both {TOLERANCE:.0%} of the gated form's bits/char and "
-                f"the seed std. Measured: {'; '.join(_gap_text(p) for p in pairs)}. {text} Our "
-                f"ordering (best first, mean over seeds): {our_order}. Shazeer (2020) found every "
+                f"Measured, plain minus gated bits/char paired by seed (positive when the gated "
+                f"form is better): {'; '.join(_gap_text(p) for p in pairs)}. {text} Pairs at "
+                f"equal parameters; a gap counts when it exceeds both {TOLERANCE:.0%} of the "
+                f"gated form's bits/char and the seed std. Our ordering (best first, mean over seeds): {our_order}. Shazeer (2020) found every "
                 f"gated form ahead of its plain form (1.94-1.95 vs 1.98-2.00 log-perplexity on "
                 f"C4 after 65k steps). Scale: {scale}."
             ),
@@ -830,10 +829,10 @@ def _claim_dead(runs: dict[str, list[FormRun]], command: str, scale: str) -> Cla
         },
         command=command,
         explanation=(
-            f"A unit is dead when it is exactly zero for every token of the validation pass; "
-            f"only relu, relu2 and reglu can be. Per seed, the largest dead fraction of these "
-            f"forms (mean over layers): {', '.join(f'{v:.1%}' for v in dead)}; worst single "
-            f"layer: {', '.join(f'{v:.1%}' for v in worst)}. A problem means at least "
+            f"Per seed, the largest dead fraction of relu, relu2 and reglu FFN units (mean over "
+            f"layers): {', '.join(f'{v:.1%}' for v in dead)}; worst single layer: "
+            f"{', '.join(f'{v:.1%}' for v in worst)}. A unit is dead when it is exactly zero for "
+            f"every token of the validation pass (smooth forms cannot be). A problem means at least "
             f"{DEAD_PROBLEM:.0%} dead (seed spread included); fewer than {DEAD_NONE:.0%} in every "
             f"layer means the effect did not appear. {text} Scale: {scale}; longer training and "
             f"higher learning rates can kill more units than this recipe does."
