@@ -13,6 +13,9 @@ Commands (run from the repository root)::
     gradsight lab --quick --out report                                # writes report/results.json
     python -m gradsight.lab.readme record report/results.json docs/lab/quick-seed0.json \\
         --command "gradsight lab --quick --out report"
+    # or several --only runs merged into one record:
+    python -m gradsight.lab.readme record runs/*/results.json docs/lab/quick-seed1.json \\
+        --command "gradsight lab --quick --seed 1 --only NAME, one process per experiment"
     python -m gradsight.lab.readme write            # rewrite README.md's blocks from docs/lab
     python -m gradsight.lab.readme check            # exit 1 when README.md and docs/lab disagree
 """
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,40 @@ def record(doc: dict[str, Any], command: str) -> dict[str, Any]:
             }
             for c in doc["claims"]
         ],
+    }
+
+
+def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One ``results.json`` document from several runs of different experiments (each run with
+    ``--only``): experiments and claims in registry order; ``seconds`` summed; the runs must
+    agree on ``quick`` and ``seed``.
+    """
+    from gradsight.lab.registry import names
+
+    if not docs:
+        raise GradsightError("merge needs at least one results.json")
+    modes = {(d.get("quick"), d.get("seed", 0)) for d in docs}
+    if len(modes) != 1:
+        raise GradsightError(f"runs disagree on (quick, seed): {sorted(modes, key=str)!r}")
+    order = {n: i for i, n in enumerate(names())}
+    experiments: dict[str, Any] = {}
+    for d in docs:
+        for name, e in d["experiments"].items():
+            if name in experiments:
+                raise GradsightError(f"experiment {name!r} appears in two of the runs")
+            experiments[name] = e
+    ranked = sorted(experiments, key=lambda n: order.get(n, len(order)))
+    claims = sorted((c for d in docs for c in d["claims"]),
+                    key=lambda c: order.get(c["experiment"], len(order)))
+    dates = sorted(d.get("environment", {}).get("date_utc") or "" for d in docs)
+    return {
+        "quick": docs[0].get("quick"),
+        "seed": docs[0].get("seed", 0),
+        "seconds": round(sum(e.get("seconds") or 0.0 for e in experiments.values()), 3),
+        "experiments": {n: experiments[n] for n in ranked},
+        "claims": claims,
+        "failed": {k: v for d in docs for k, v in d.get("failed", {}).items()},
+        "environment": {"date_utc": dates[-1]},
     }
 
 
@@ -266,7 +302,8 @@ def rewrite(readme: str, blocks: dict[str, str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``record RESULTS OUT --command CMD`` | ``write [README] [--dir D]`` | ``check [README]``."""
+    """``record RESULTS... OUT --command CMD`` (several RESULTS are merged, see :func:`merge`) |
+    ``write [README] [--dir D]`` | ``check [README]``."""
     args = list(sys.argv[1:] if argv is None else argv)
     directory = Path("docs/lab")
     if "--dir" in args:
@@ -277,11 +314,15 @@ def main(argv: list[str] | None = None) -> int:
         raise GradsightError(f"usage: record|write|check; got {args[:1]!r}; try 'check'")
     if args[0] == "record":
         if "--command" not in args or len(args) < 5:
-            raise GradsightError("usage: record RESULTS.json OUT.json --command 'gradsight lab ...'")
+            raise GradsightError(
+                "usage: record RESULTS.json [RESULTS.json ...] OUT.json --command 'gradsight lab ...'"
+            )
         i = args.index("--command")
         command = args[i + 1]
-        src, out = [a for j, a in enumerate(args[1:], 1) if j not in (i, i + 1)][:2]
-        doc = json.loads(Path(src).read_text(encoding="utf-8"))
+        paths = [a for j, a in enumerate(args[1:], 1) if j not in (i, i + 1)]
+        *sources, out = paths
+        docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in sources]
+        doc = docs[0] if len(docs) == 1 else merge(docs)
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(record(doc, command), indent=1) + "\n", encoding="utf-8")
         return 0

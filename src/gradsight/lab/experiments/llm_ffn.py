@@ -1012,7 +1012,9 @@ def estimate_seconds(corpus: Corpus, cfg: TrainConfig, n_forms: int = len(FORMS)
     return 1.15 * statistics.fmean(per_step) * cfg.steps * n_forms * len(cfg.seeds)
 
 
-# full: estimate_seconds(FULL) on 2 cores (it predicted the quick run within 4 %), not timed
+# quick: 77 s measured for 1 seed x 600 steps, scaled to 3 seeds x 300 steps (not yet timed on
+# idle cores); full: estimate_seconds(FULL) on 2 cores (it predicted the quick run within 4 %),
+# scaled from 2 seeds to 3, not timed
 @experiment(NAME, TITLE, order=80, quick_budget_s=150.0, typical_s=(115, 9000))
 def run(quick: bool, progress: Progress) -> ExperimentResult:
     """``gradsight lab --only llm_ffn [--quick]``: the :data:`QUICK` or :data:`FULL` recipe.
