@@ -79,7 +79,13 @@ def test_the_seed_table_flags_a_verdict_that_changes_with_the_seed():
     table = readme.render(records)["seeds"]
     assert "| claim 0 of alpha | supported | supported | supported | yes |" in table
     assert "| claim 1 of alpha | nuanced | refuted | nuanced | **no** |" in table
-    assert "1 of 2 claims keep their verdict across 3 seeds" in table
+    assert "Of 2 claims, 1 keep their verdict across 3 seeds and 1 change it; 0 were not" in table
+    records["quick-seed2"]["claims"] = records["quick-seed2"]["claims"][:1]  # claim 1 not run
+    table = readme.render(records)["seeds"]
+    assert "| claim 1 of alpha | nuanced | refuted | not run | **no** |" in table
+    records["quick-seed1"]["claims"][1]["verdict"] = "nuanced"
+    table = readme.render(records)["seeds"]
+    assert "| claim 1 of alpha | nuanced | nuanced | not run | not run in all |" in table
     modes = readme.render(records)["modes"]
     assert "| claim 0 of alpha | supported | not run | — |" in modes
 

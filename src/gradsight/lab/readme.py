@@ -184,10 +184,16 @@ def _seeds(records: dict[str, dict[str, Any]]) -> str:
     rows = []
     for cid in ids:
         verdicts = [b[cid]["verdict"] if cid in b else "not run" for b in by_run]
-        same = "yes" if len(set(verdicts)) == 1 else "**no**"
+        ran = {v for v in verdicts if v != "not run"}
+        same = "**no**" if len(ran) > 1 else "yes" if len(ran) == len(set(verdicts)) else "not run in all"
         rows.append(f"| {_cell(by_run[0][cid]['claim'])} | " + " | ".join(verdicts) + f" | {same} |")
     held = sum(r.endswith("| yes |") for r in rows)
-    tail = f"\n\n{held} of {len(rows)} claims keep their verdict across {len(runs)} seeds."
+    flipped = sum(r.endswith("| **no** |") for r in rows)
+    missing = len(rows) - held - flipped
+    tail = (
+        f"\n\nOf {len(rows)} claims, {held} keep their verdict across {len(runs)} seeds and "
+        f"{flipped} change it; {missing} were not run under every seed."
+    )
     return "\n".join([head, *rows]) + tail
 
 
