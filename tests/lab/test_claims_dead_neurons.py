@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -11,12 +9,18 @@ from gradsight.lab.experiments import dead_neurons as dn
 from gradsight.lab.models import MLP
 
 
-def test_kill_verdict_flips():
-    assert dn.kill_verdict({0.01: 0.03, 0.3: 0.65}, 1.0)[0] == "supported"
-    verdict, text = dn.kill_verdict({0.01: 0.03, 0.3: 0.65}, 0.4)
-    assert verdict == "nuanced" and "40%" in text
-    assert dn.kill_verdict({0.01: 0.03, 0.3: 0.65}, None)[0] == "nuanced"
-    assert dn.kill_verdict({0.01: 0.03, 0.3: 0.10}, 1.0)[0] == "refuted"  # rise 7 points < 10
+def test_kill_verdict_judges_runs_that_train_both_ways():
+    # planted: a learning rate that still trains and leaves 42 points more units dead, for good
+    assert dn.kill_verdict({0.01: 0.03, 0.1: 0.45}, 0.95)[0] == "supported"
+    verdict, text = dn.kill_verdict({0.01: 0.03, 0.1: 0.45}, 0.4)
+    assert verdict == "nuanced" and "40% were still dead" in text
+    assert dn.kill_verdict({0.01: 0.03, 0.1: 0.45}, None)[0] == "nuanced"
+    # planted: the runs that train lose no units; the runs at lr 0.3 collapsed with 60 % dead
+    # -- the collapsed runs' dead units must not make the claim "supported"
+    verdict, text = dn.kill_verdict({0.01: 0.03, 0.1: 0.005}, 0.75, {0.3: (3, 3, 0.6)})
+    assert verdict == "nuanced" and "3/3 at lr 0.3 (60% dead)" in text
+    assert dn.kill_verdict({0.01: 0.03, 0.1: 0.10}, 1.0, {0.3: (0, 3, None)})[0] == "refuted"
+    assert dn.kill_verdict({}, None, {0.3: (3, 3, 0.6)})[0] == "nuanced"
 
 
 def test_remedy_verdict_flips():
@@ -24,18 +28,30 @@ def test_remedy_verdict_flips():
     assert dn.remedy_verdict(0.5, ok, floor=0.03)[0] == "supported"
     verdict, text, status = dn.remedy_verdict(0.5, {"leaky": None, "he": 0.5, "warm": 0.04}, floor=0.03)
     assert verdict == "nuanced"
-    assert status == {"leaky": "diverged", "he": "does not help", "warm": "prevents"}
+    assert status == {"leaky": "fails to train", "he": "does not help", "warm": "prevents"}
     assert dn.remedy_verdict(0.5, {"leaky": None, "he": 0.5, "warm": 0.4}, floor=0.03)[0] == "refuted"
     assert dn.remedy_verdict(0.5, {"leaky": 0.2, "he": 0.5}, floor=0.03)[2]["leaky"] == "reduces"
+    # a baseline that trains without losing units leaves nothing to prevent: no verdict either way
     verdict, text, _ = dn.remedy_verdict(0.04, ok, floor=0.03)
-    assert verdict == "nuanced" and "little to prevent" in text
+    assert verdict == "untestable" and "nothing to prevent" in text
 
 
-def test_killing_lr_is_the_smallest_that_kills():
-    dead = {0.01: [0.03, 0.03], 0.1: [0.02, None], 0.15: [0.45, None], 0.3: [0.6, 0.7]}
-    assert dn.killing_lr(dead) == 0.15
-    assert dn.killing_lr({0.01: [0.03], 0.1: [0.05]}) == 0.1  # nothing kills: largest that trained
-    assert dn.killing_lr({0.01: [None], 0.1: [None]}) == 0.01
+def test_remedies_go_where_the_baseline_trains_and_loses_the_most_units():
+    runs = {
+        0.01: [_run(0.03, 0.95), _run(0.03, 0.94)],
+        0.1: [_run(0.12, 0.9), _run(0.10, 0.92)],  # trains, loses units: here
+        0.3: [_run(0.6, 0.09), _run(0.7, 0.1)],  # collapsed: never here
+    }
+    trained = dn._trained_dead(runs)
+    assert trained == pytest.approx({0.01: 0.03, 0.1: 0.11})
+    assert dn.remedy_lr(trained, 0.01) == 0.1
+    assert dn.remedy_lr({}, 0.01) == 0.01
+
+
+def _run(dead: float, acc: float, diverged: bool = False) -> dn.Run:
+    return dn.Run(steps=[0, 1], dead=[0.0, dead],
+                  masks=[torch.tensor([False]), torch.tensor([dead > 0])], test_acc=acc,
+                  diverged=diverged)
 
 
 def test_dead_mask_finds_a_planted_dead_unit():
@@ -77,17 +93,20 @@ def test_train_one_records_checkpoints_and_divergence():
     assert blown.diverged
 
 
-def test_summary_leaves_out_diverged_runs():
+def test_summary_separates_runs_that_train_from_collapsed_and_diverged():
     a = dn.Run(steps=[0, 1, 2], dead=[0.0, 0.5, 0.5],
                masks=[torch.tensor([False, False]), torch.tensor([True, False]), torch.tensor([True, False])],
-               test_acc=0.5)
+               test_acc=0.9)
     b = dn.Run(steps=[0], dead=[0.0], masks=[torch.tensor([False, False])], diverged=True)
-    row = dn._summary({"arm": "x"}, [a, b])
-    assert row["dead_at_end"] == 0.5 and row["diverged"] == "1/2"
-    assert row["still_dead_of_mid"] == 1.0
-    assert dn._dead_or_none(row) == 0.5
-    assert dn._dead_or_none({"diverged": "2/3", "dead_at_end": 0.1}) is None
-    assert dn._dead_or_none({"diverged": "0/1", "dead_at_end": math.nan}) is None
+    c = dn.Run(steps=[0, 1], dead=[0.0, 1.0], masks=[torch.tensor([False, False]), torch.tensor([True, True])],
+               test_acc=0.1)
+    row = dn._summary({"arm": "x"}, [a, b, c])
+    assert row["dead_at_end"] == 0.75 and row["diverged"] == "1/3"
+    assert row["trained"] == "1/3" and row["collapsed"] == "1/3"
+    assert row["dead_at_end_trained"] == 0.5 and row["dead_at_end_collapsed"] == 1.0
+    assert row["still_dead_of_mid_trained"] == 1.0
+    assert dn._dead_or_none(row) is None  # most seeds failed to train
+    assert dn._dead_or_none(dn._summary({}, [a, a, c])) == 0.5
 
 
 def test_the_monitors_dead_fraction_agrees_with_the_full_set_count():

@@ -14,9 +14,16 @@ from gradsight.lab.experiments import training_speed as ts
         ([300, 400, 350], [100, 120, 110], "b"),
         ([100, 300, 200], [150, 250, 200], "tie"),  # seed ranges overlap
         ([None, None], [None, None], "neither"),
-        ([100, None], [None, None], "tie"),  # one a seed never reached: infinite, overlaps b
+        # censored: a seed that never reached the target is slower than any that did
+        ([100, None], [None, None], "a"),
+        ([150, 200, None], [None, None, None], "a"),  # 2 of 3 vs 0 of 3: a faster, not a tie
+        ([None, None, None], [150, 200, None], "b"),
+        ([100, None, None], [150, 160, 170], "tie"),  # a once and early, b always and later
+        ([100, 110, None], [150, 160, None], "a"),  # same count reached, ranges apart
         ([100, 200], [None, None], "a"),
     ],
+    ids=["a-all", "b-all", "overlap", "neither", "1of2-vs-0", "2of3-vs-0", "0-vs-2of3",
+         "early-once-vs-always", "same-count-apart", "a-only"],
 )
 def test_compare(a, b, expected):
     assert ts.compare(a, b) == expected

@@ -10,10 +10,11 @@ import typer
 from gradsight.cli.app import app
 from gradsight.errors import GradsightError
 
-_VERDICT_STYLE = {
+_VERDICT_STYLE = {  # one per word of gradsight.lab.registry.VERDICTS (tested)
     "supported": "bold green",
     "refuted": "bold red",
     "nuanced": "bold yellow",
+    "not_reproduced": "bold magenta",
     "untestable": "dim",
 }
 
@@ -63,6 +64,10 @@ _ONLY = typer.Option(
     help="Run only this experiment (repeat, or separate names by commas).",
     metavar="NAME",
 )
+_SEED = typer.Option(
+    0, "--seed", min=0,
+    help="Re-run with other seeds: every experiment trains seeds N*k … N*k+k-1 (k its seed count).",
+)
 
 
 @app.command("lab")
@@ -70,6 +75,7 @@ def lab(
     quick: bool = _QUICK,
     out: Path = _OUT,
     only: list[str] | None = _ONLY,
+    seed: int = _SEED,
     store: Path | None = _STORE,
     fresh: bool = _FRESH,
     executor: str = _EXECUTOR,
@@ -79,13 +85,14 @@ def lab(
     """Run the lab's experiments and write DIR/index.html and DIR/results.json.
 
     Each experiment settles some of the ReLU explainer's claims or reproduces a paper result;
-    its verdicts are printed as it finishes. Each experiment is a trial stored in
-    DIR/trials.sqlite (or --store) as it finishes: the same command again reuses every stored
+    its verdicts are printed as it finishes, beside its scale. Each experiment is a trial stored
+    in DIR/trials.sqlite (or --store) as it finishes: the same command again reuses every stored
     trial (--fresh runs them again), so a killed run resumes where it stopped. A failing
-    experiment is retried once and reported as failed; the others go on. On 2 CPU cores the
-    quick lab takes about 3 min; the full lab about 2 h 20 min, 100 min of it llm_ffn.
+    experiment is retried once and reported as failed; the others go on. The run says up front
+    how long it should take on 2 CPU cores (the sum of the chosen experiments' measured typical
+    times) and, as experiments finish, how long is left.
 
-    Example: gradsight lab --quick --out report --only derivatives --only cost
+    Example: gradsight lab --quick --out report --only derivatives --only cost --seed 1
 
     On a Ray cluster: gradsight lab --executor ray --address auto
     """
@@ -101,9 +108,9 @@ def lab(
     if out.exists() and not out.is_dir():  # fail before the experiments run, not after
         raise GradsightError(f"--out {str(out)!r} is a file; expected a directory (it is created)")
     console = Console()
-    trials = {e.name: trial_for(e, quick) for e in chosen}
+    trials = {e.name: trial_for(e, quick, seed) for e in chosen}
     weights = {trials[e.name].id: e.typical_s(quick) for e in chosen}
-    mode = "quick" if quick else "full"
+    mode = ("quick" if quick else "full") + (f", --seed {seed}" if seed else "")
     console.print(
         f"gradsight lab ({mode}): {len(chosen)} experiments, {describe(sum(weights.values()))} "
         "on 2 cores (measured typical times; a busy or slower machine takes longer)"
@@ -141,7 +148,7 @@ def lab(
     drawn = records[gallery.id]
     if drawn.status != "done":
         failed["activation gallery"] = f"{drawn.error} (after {drawn.attempts} attempts)"
-    index = build(results, out, quick=quick, failed=failed,
+    index = build(results, out, quick=quick, failed=failed, seed=seed,
                   gallery=figures(drawn.metrics) if drawn.status == "done" else False)
     console.print(
         f"{len(results)} experiments in {time.perf_counter() - start:.0f} s; "
@@ -172,6 +179,8 @@ def _print_record(console, name: str, rec, cached: bool, quick: bool, eta: float
         + (" [red](over its quick budget)[/]" if over else "")
         + (f"; {describe(eta)} left" if eta is not None else "")
     )
+    if rec.metrics.get("scale"):
+        console.print(f"   [dim]scale: {escape(rec.metrics['scale'])}[/]", highlight=False)
     for c in rec.metrics["claims"]:
         style = _VERDICT_STYLE.get(c["verdict"], "")
-        console.print(f"   [{style}]{c['verdict']:>10}[/]  {escape(c['claim'])}", highlight=False)
+        console.print(f"   [{style}]{c['verdict']:>14}[/]  {escape(c['claim'])}", highlight=False)

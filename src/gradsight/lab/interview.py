@@ -73,9 +73,11 @@ def _q1_derivative(f: Facts) -> str | None:
     if f.verdict("derivatives.sigmoid_tanh_bounds") is None:
         return None
     s20 = f.num("derivatives.sigmoid_tanh_bounds", "sigmoid_bound_20_layers")
+    if s20 is None:
+        return None
     return (
-        "ReLU's derivative is exactly 1 on every active unit (we checked it on 12,001 points "
-        "against autograd), so unlike sigmoid, whose derivative never exceeds 0.25 "
+        "ReLU's derivative is exactly 1 on every active unit (checked against autograd), so "
+        "unlike sigmoid, whose derivative never exceeds 0.25 "
         f"(0.25^20 ≈ {s20:.0e} over 20 layers), it does not shrink the gradient by itself."
     )
 
@@ -108,10 +110,13 @@ def _q1_he(f: Facts) -> str | None:
     xa = f.num(cid, "xavier_final_train_acc_median")
     if not _all(depth, he, xa):
         return None
+    steps = f.num(cid, "steps")
+    in_steps = f" in {steps:.0f} steps" if steps is not None else " in the same steps"
     return (
         f"Because about half the units are off, each ReLU layer halves the signal's variance unless "
         f"σ_w² = 2 (He init): our {depth:.0f}-layer ReLU MLP reached {_pct(he)} training "
-        f"accuracy from He init and {_pct(xa)} from Xavier init in the same steps."
+        f"accuracy from He init and {_pct(xa)} from Xavier init{in_steps} (verdict: "
+        f"{f.verdict(cid)})."
     )
 
 
@@ -168,21 +173,42 @@ def _q2_llm(f: Facts) -> str | None:
             parts.append(f"{g.get('b')} {rel:+.1%}")
     if not parts:
         return None
+    n = min((g.get("n_seeds") or 0) for g in gaps if isinstance(g, dict))
     return (
-        "The price is quality and dead units: in our small character-level transformer ReLU's "
-        "validation bits/char differed from " + " and ".join(parts) + " relative to the other form."
+        "In our small character-level transformer ReLU's validation bits/char differed from "
+        + " and ".join(parts) + f" relative to the other form (mean over {n} seeds; verdict on "
+        f"'ReLU costs little': {f.verdict(cid)})."
     )
+
+
+def _failed(f: Facts) -> list[tuple[str, str, float | None]]:
+    """(lr, "k/n" runs that collapsed or diverged, dead fraction of the collapsed) per learning
+    rate where any run failed, from dead_neurons.large_lr_kills."""
+    cid = "dead_neurons.large_lr_kills"
+    failed = f.ev(cid, "failed_runs_by_lr")
+    dead = f.ev(cid, "dead_at_end_collapsed_by_lr") or {}
+    if not isinstance(failed, dict):
+        return []
+    return [(lr, n, dead.get(lr)) for lr, n in failed.items()
+            if isinstance(n, str) and not n.startswith("0/")]
 
 
 def _q2_dead(f: Facts) -> str | None:
     cid = "dead_neurons.large_lr_kills"
-    hi = f.num(cid, "dead_at_largest_lr")
-    lr = f.num(cid, "largest_lr")
-    if not _all(hi, lr):
+    trained = f.ev(cid, "dead_at_end_trained_by_lr")
+    if not isinstance(trained, dict) or not trained:
         return None
+    lo, hi = min(trained.values()), max(trained.values())
+    failed = _failed(f)
+    tail = (
+        "; the units die in bulk only in runs whose step was too large to train at all ("
+        + ", ".join(f"{n} at lr {lr}" + ("" if d is None else f", {_pct(d)} dead")
+                    for lr, n, d in failed) + ")"
+        if failed else ""
+    )
     return (
-        f"The price is that a zero derivative can switch units off for good: at learning rate "
-        f"{lr:g} {_pct(hi)} of our ReLU MLP's hidden units ended dead."
+        f"The price of a zero derivative is units that can switch off: our ReLU MLPs that trained "
+        f"ended with {_pct(lo)}–{_pct(hi)} of hidden units dead{tail}."
     )
 
 
@@ -197,15 +223,29 @@ def _q2_general(f: Facts) -> str | None:
 
 def _q3_kill(f: Facts) -> str | None:
     cid = "dead_neurons.large_lr_kills"
-    lo, hi = f.num(cid, "dead_at_smallest_lr"), f.num(cid, "dead_at_largest_lr")
-    lo_lr, hi_lr = f.num(cid, "smallest_lr"), f.num(cid, "largest_lr")
-    stay = f.num(cid, "still_dead_at_end")
-    if not _all(lo, hi, lo_lr, hi_lr):
+    lo, lo_lr = f.num(cid, "dead_at_smallest_lr"), f.num(cid, "smallest_lr")
+    top, top_lr = f.num(cid, "dead_at_most_dead_trained_lr"), f.num(cid, "most_dead_trained_lr")
+    stay = f.num(cid, "still_dead_at_end_trained")
+    if not _all(lo, lo_lr, top, top_lr):
         return None
-    tail = f"; {_pct(stay)} of the units dead at mid-training were still dead at the end" if stay is not None else ""
+    tail = (
+        f"; of the units dead at mid-training {_pct(stay)} were still dead at the end"
+        if stay is not None else ""
+    )
+    failed = _failed(f)
+    fail = (
+        "; larger steps did not train at all (" + ", ".join(f"{n} runs at lr {lr}" for lr, n, _ in failed)
+        + " collapsed or diverged), so judge dead units on runs that train"
+        if failed else ""
+    )
+    most = (
+        "no more at any larger learning rate that trained" if top_lr == lo_lr
+        else f"at most {_pct(top)} (at {top_lr:g})"
+    )
     return (
-        f"First measure it — in our ReLU MLP the dead fraction went from {_pct(lo)} at learning "
-        f"rate {lo_lr:g} to {_pct(hi)} at {hi_lr:g}{tail}."
+        f"First measure it — in our ReLU MLP runs that trained, the dead fraction was {_pct(lo)} "
+        f"at learning rate {lo_lr:g} and {most}{tail} (verdict on 'large "
+        f"learning rates kill ReLU neurons permanently': {f.verdict(cid)}){fail}."
     )
 
 
@@ -216,13 +256,23 @@ def _q3_remedies(f: Facts) -> str | None:
     if base is None or not isinstance(rem, dict) or not rem:
         return None
     lr = f.num(cid, "lr")
+    floor = f.num(cid, "small_lr_dead")
+    status = f.ev(cid, "remedy_status") or {}
     parts = ", ".join(
-        f"{k} {_pct(v)}" if isinstance(v, (int, float)) else f"{k} diverged" for k, v in rem.items()
+        (f"{k} {_pct(v)}" if isinstance(v, (int, float)) else f"{k} failed to train")
+        + (f" ({status[k]})" if isinstance(status, dict) and k in status else "")
+        for k, v in rem.items()
     )
-    at = f" (learning rate {lr:g})" if lr is not None else ""
+    at = f" at learning rate {lr:g}, the one that trains and loses the most units," if lr is not None else ""
+    floor_text = f" (smallest learning rate: {_pct(floor)})" if floor is not None else ""
+    verdict = f.verdict(cid)
+    judged = (
+        " — so this run had nothing for a remedy to prevent, and it judges none"
+        if verdict == "untestable" else f" (verdict: {verdict})"
+    )
     return (
-        f"Then test the remedies rather than trust them: at a learning rate that kills units{at} "
-        f"our baseline ended with {_pct(base)} dead, and with each remedy {parts}."
+        f"Then test the remedies where the network still trains, not where it diverges:{at} our "
+        f"baseline ended with {_pct(base)} dead{floor_text}, and with each remedy {parts}{judged}."
     )
 
 
@@ -251,10 +301,18 @@ def _q4_llm(f: Facts) -> str | None:
     order = f.ev("llm_ffn.gated_beat_plain", "our_ordering")
     if not isinstance(order, list) or not order:
         return None
+    pairs = f.ev("llm_ffn.gated_beat_plain", "pairs") or []
+    won = [p["b"] for p in pairs if isinstance(p, dict) and p.get("outcome") == "a_higher"]
+    n = min((p.get("n_seeds") or 0) for p in pairs if isinstance(p, dict)) if pairs else 0
+    gated = (
+        f"; over {n} seeds the gated forms that beat their plain form beyond tolerance and seed "
+        f"spread were {', '.join(won) or 'none'} (verdict: {f.verdict('llm_ffn.gated_beat_plain')})"
+        if pairs else ""
+    )
     return (
         "In transformer feed-forward layers, where modern LLMs use GELU or gated units such as "
         f"SwiGLU, our small character model ranked the forms (best first) {', '.join(order[:4])}"
-        + (", …" if len(order) > 4 else "") + "."
+        + (", …" if len(order) > 4 else "") + gated + "."
     )
 
 
@@ -316,13 +374,34 @@ def _q5_bounds(f: Facts) -> str | None:
 
 
 def _q5_dead(f: Facts) -> str | None:
-    cid = "dead_neurons.large_lr_kills"
-    hi, lr = f.num(cid, "dead_at_largest_lr"), f.num(cid, "largest_lr")
-    if not _all(hi, lr):
+    failed = _failed(f)
+    if not failed:
         return None
     return (
-        f"ReLU's zero derivative makes large steps risky in another way: at learning rate {lr:g} "
-        f"{_pct(hi)} of our units stopped receiving any gradient."
+        "Too large a step fails outright rather than slowly: in our ReLU MLP sweep "
+        + ", ".join(f"{n} runs at learning rate {lr}" for lr, n, _ in failed)
+        + " collapsed to chance accuracy or diverged to NaN, and their dead units are one "
+        "symptom of that, not its cause."
+    )
+
+
+def _q5_training(f: Facts) -> str | None:
+    cid = "training_speed.relu_converges_faster"
+    sat = f.ev(cid, "saturated_at_end")
+    div = f.ev(cid, "diverged_runs_at_best_lr")
+    runs = f.ev(cid, "runs_at_best_lr")
+    if not isinstance(sat, dict) or not any(isinstance(v, (int, float)) for v in sat.values()):
+        return None
+    sat_text = ", ".join(f"{a} {_pct(v)}" for a, v in sat.items() if isinstance(v, (int, float)))
+    div_text = (
+        "; runs that diverged at each activation's best learning rate: "
+        + ", ".join(f"{a} {div[a]}/{runs[a]}" for a in div if a in runs)
+        if isinstance(div, dict) and isinstance(runs, dict) else ""
+    )
+    return (
+        "During training, not only at initialization, gradsight.watch measured the share of "
+        f"saturated units (derivative below 1 % of its maximum) at the end of our MLP runs: "
+        f"{sat_text} (median over settings){div_text}."
     )
 
 
@@ -341,7 +420,7 @@ QUESTIONS: list[tuple[str, list[Sentence], Sentence]] = [
     ),
     (
         "What are the trade-offs between ReLU and other activation functions?",
-        [_q2_cost, _q2_speed, _q2_dead, _q2_llm],
+        [_q2_cost, _q2_llm, _q2_speed, _q2_dead],
         _q2_general,
     ),
     (
@@ -356,7 +435,7 @@ QUESTIONS: list[tuple[str, list[Sentence], Sentence]] = [
     ),
     (
         "How do activation derivatives affect training stability?",
-        [_q5_bounds, _q5_saturation, _q5_dead],
+        [_q5_training, _q5_dead, _q5_saturation, _q5_bounds],
         _q5_general,
     ),
 ]

@@ -8,7 +8,11 @@ The JSON document is the source of truth; the HTML page renders the same numbers
 * ``interview``: the follow-up questions answered from the lab's own numbers
 * ``failed``: ``{name: error}`` for experiments that raised (the others are still reported)
 * ``environment``: versions, date, machine
-* ``quick``, ``seconds``: how the lab was run and how long it took
+* ``quick``, ``seed``, ``seconds``: how the lab was run (``--quick``, ``--seed``) and how long
+  it took
+* ``verdicts``: the verdict vocabulary, each word with its meaning
+
+Every claim carries its experiment's ``scale`` (model, data, steps, seeds) beside its verdict.
 
 The page has no external references at all (no CSS, JS, fonts or links): figures are inline SVG
 with their XML prologue, namespaces and metadata stripped and their ids made unique per figure.
@@ -30,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from gradsight.errors import GradsightError
-from gradsight.lab.registry import VERDICTS, ExperimentResult, Figure
+from gradsight.lab.registry import VERDICT_MEANING, VERDICTS, ExperimentResult, Figure
 
 # ---------------------------------------------------------------------------------- JSON
 
@@ -95,10 +99,12 @@ def results_document(
     quick: bool,
     env: dict[str, Any] | None = None,
     failed: dict[str, str] | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The ``results.json`` document for ``results`` (see the module docstring for its keys).
 
-    ``failed`` maps the names of experiments that raised to their error message.
+    ``failed`` maps the names of experiments that raised to their error message; ``seed`` is the
+    lab's ``--seed``.
     """
     from gradsight.lab.interview import answers
 
@@ -110,7 +116,7 @@ def results_document(
                     f"claim {claim.id!r} of experiment {result.name!r} has verdict "
                     f"{claim.verdict!r}; allowed: {', '.join(VERDICTS)}"
                 )
-            claims.append({**claim.to_dict(), "experiment": result.name})
+            claims.append({**claim.to_dict(), "experiment": result.name, "scale": result.scale})
     ids = [c["id"] for c in claims]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
@@ -118,6 +124,8 @@ def results_document(
     return jsonable(
         {
             "quick": quick,
+            "seed": seed,
+            "verdicts": dict(VERDICT_MEANING),
             "seconds": round(sum(r.seconds for r in results), 3),
             "experiments": {r.name: r.to_dict() for r in results},
             "claims": claims,
@@ -174,7 +182,7 @@ padding:0 .25em;border-radius:3px}
 .badge{display:inline-block;padding:.05em .55em;border-radius:1em;color:#fff;font-weight:600;
 font-size:.85em;white-space:nowrap}
 .supported{background:#1a7f37}.refuted{background:#cf222e}.nuanced{background:#bf8700}
-.untestable{background:#6e7781}
+.untestable{background:#6e7781}.not_reproduced{background:#8250df}
 .ev{font-size:.82em;color:#444}.ev span{display:inline-block;margin-right:.8em}
 .muted{color:#666}.scale{background:#f5f5f7;border-left:3px solid #999;padding:.3em .7em}
 figure{margin:1em 0}figure svg{max-width:100%;height:auto}figcaption{font-size:.85em;color:#555}
@@ -269,7 +277,9 @@ def render_html(
     claims = doc["claims"]
     counts = {v: sum(c["verdict"] == v for c in claims) for v in VERDICTS}
     mode = "quick" if doc["quick"] else "full"
-    regen = "gradsight lab" + (" --quick" if doc["quick"] else "") + " --out DIR"
+    seed = doc.get("seed", 0)
+    regen = ("gradsight lab" + (" --quick" if doc["quick"] else "")
+             + (f" --seed {seed}" if seed else "") + " --out DIR")
     out: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -285,6 +295,9 @@ def render_html(
         "Scale matters: these are small models on small data, and each section says how small."
         "</p>",
         "<p>" + " ".join(f"{_badge(v)} {counts[v]}" for v in VERDICTS) + "</p>",
+        "<p class=\"muted\">" + "; ".join(
+            f"<b>{html.escape(v)}</b>: {html.escape(m)}" for v, m in doc["verdicts"].items()
+        ) + ".</p>",
     ]
     for name, message in doc.get("failed", {}).items():
         out.append(
@@ -306,7 +319,8 @@ def render_html(
                 f"<td><b>{html.escape(c['claim'])}</b>{source}"
                 f'<div class="muted"><a href="#{_anchor(c["experiment"])}">'
                 f"{html.escape(c['experiment'])}</a> · <code>{html.escape(c['id'])}</code></div></td>"
-                f"<td>{html.escape(c.get('explanation') or '')}{_evidence_html(c['evidence'])}</td>"
+                f"<td>{html.escape(c.get('explanation') or '')}{_evidence_html(c['evidence'])}"
+                f'<div class="muted">scale: {html.escape(c.get("scale") or "")}</div></td>'
                 f"<td><code>{html.escape(c['command'])}</code></td></tr>"
             )
         out.append("</tbody></table></div>")
@@ -335,7 +349,8 @@ def render_html(
             f"took {r.seconds:.1f} s</p>"
         )
         for c in r.claims:
-            out.append(f"<p>{_badge(c.verdict)} {html.escape(c.claim)}</p>")
+            out.append(f"<p>{_badge(c.verdict)} {html.escape(c.claim)} "
+                       f'<span class="muted">(scale: {html.escape(r.scale)})</span></p>')
         for j, fig in enumerate(r.figures):
             out.append(_figure(fig, f"f{i}-{j}-"))
         if r.rows:
@@ -383,6 +398,7 @@ def build(
     *,
     gallery: bool | Sequence[Figure] = True,
     failed: dict[str, str] | None = None,
+    seed: int = 0,
 ) -> Path:
     """Write ``out_dir/index.html`` and ``out_dir/results.json``; return the HTML path.
 
@@ -395,7 +411,7 @@ def build(
     if out.exists() and not out.is_dir():
         raise GradsightError(f"--out {str(out)!r} is a file; expected a directory (it is created)")
     out.mkdir(parents=True, exist_ok=True)
-    doc = results_document(results, quick, failed=failed)
+    doc = results_document(results, quick, failed=failed, seed=seed)
     (out / "results.json").write_text(
         json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8"
     )

@@ -26,6 +26,7 @@ from gradsight.lab.registry import (
     Progress,
     command_for,
     experiment,
+    seed_base,
 )
 
 NAME = "born_dead"
@@ -49,7 +50,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     worst_z = 0.0
     for n, width in enumerate(widths):
         progress(n, len(widths), f"width {width}")
-        est = theory.born_dead_monte_carlo(max_depth, width, trials, n_inputs, seed=width)
+        est = theory.born_dead_monte_carlo(max_depth, width, trials, n_inputs, seed=width + 1000 * seed_base())
         estimates[width] = est
         formula = theory.born_dead_probability(np.arange(1, max_depth + 1), width)
         sigma = np.sqrt(formula * (1 - formula) / trials)

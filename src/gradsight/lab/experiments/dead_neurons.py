@@ -8,12 +8,15 @@ only a change in the layers below could bring it back. The experiment measures t
 1. Sweep: a 4-layer ReLU MLP on digits, SGD with momentum, over learning rates × bias inits ×
    seeds; dead fraction over training, and of the units dead at mid-training, how many are
    still dead at the end (permanence).
-2. Remedies at the *killing* learning rate (the smallest in the sweep at which the baseline
-   ends with at least 10 points more dead units than at the smallest; see :func:`killing_lr`):
+   A run *trains* when its loss stays finite and its test accuracy reaches 50 % (chance: 10 %);
+   otherwise it *collapsed* (finite loss, near chance) or *diverged* (NaN). "Kills" and
+   "permanently" are judged on runs that train: a collapsed network has lost more than units.
+2. Remedies at the learning rate where the baseline still trains and loses the most units
+   (:func:`remedy_lr`), not where it collapses:
    Leaky ReLU (α = 0.01; for it "dead" means negative for every sample, although it still gets
    α-scaled gradient), He initialization, and a learning-rate schedule (linear warm-up over the
-   first 30 % of steps, then cosine decay) — each against the same baseline and seeds. A run
-   whose loss turns NaN is counted as diverged and left out of the dead fractions.
+   first 30 % of steps, then cosine decay) — each against the same baseline and seeds. Runs
+   that fail to train are counted and left out of the dead fractions.
 3. Revival: the baseline trained inside ``gradsight.watch`` with ``mon.revive_dead(optimizer)``
    every 50 steps (dead units' incoming weights re-initialized, optimizer state zeroed).
 
@@ -45,6 +48,9 @@ from gradsight.lab.registry import (
     command_for,
     experiment,
 )
+from gradsight.lab.registry import (
+    seeds as lab_seeds,
+)
 from gradsight.lab.watching import findings_count, summarize
 
 NAME = "dead_neurons"
@@ -52,6 +58,7 @@ TITLE = "Dead ReLU neurons: learning rate, bias init, remedies and revival"
 KILL_MARGIN = 0.10  # the largest lr must leave this many more units dead than the smallest
 PERMANENT = 0.90  # share of mid-training dead units still dead at the end
 PREVENTS = 0.02  # a remedy prevents dying when at most this fraction ends dead
+TRAINS = 0.5  # a run trains when its test accuracy reaches this (chance: 10 %) without NaN
 
 
 @dataclass(frozen=True)
@@ -77,44 +84,65 @@ FULL = Setup(lrs=(0.003, 0.01, 0.03, 0.1, 0.15, 0.2, 0.3, 1.0),
 # ------------------------------------------------------------------------- pure verdicts
 
 def kill_verdict(
-    dead_by_lr: dict[float, float], still_dead: float | None, margin: float = KILL_MARGIN,
-    permanent: float = PERMANENT,
+    trained_dead: dict[float, float], still_dead: float | None,
+    failed: dict[float, tuple[int, int, float | None]] | None = None,
+    margin: float = KILL_MARGIN, permanent: float = PERMANENT,
 ) -> tuple[str, str]:
-    """Verdict on "large learning rates kill ReLU neurons permanently".
+    """Verdict on "large learning rates kill ReLU neurons permanently", judged on runs that train.
 
-    ``dead_by_lr``: final dead fraction (mean over seeds) per learning rate, diverged runs left
-    out. ``still_dead``: of the units dead at mid-training at the largest learning rate, the
-    share still dead at the end (None when none were dead).
+    ``trained_dead``: per learning rate at which most seeds *trained* (test accuracy at least
+    :data:`TRAINS`, no NaN), the final dead fraction, mean over those runs. ``still_dead``: at
+    the learning rate of ``trained_dead`` with the most dead units, the share of units dead at
+    mid-training still dead at the end, over runs that trained (None when none were dead).
+    ``failed``: per learning rate, (runs that collapsed or diverged, runs, mean dead fraction
+    at the end of the collapsed ones or None) — reported, never judged on: a network that
+    collapsed to chance has lost more than units.
 
-    Kills: the largest lr ends with at least ``margin`` more dead units than the smallest.
-    Permanent: ``still_dead`` ≥ ``permanent``. Kills and permanent → supported; kills but units
-    come back → nuanced; no kill → refuted.
+    Kills: some learning rate that trains ends with at least ``margin`` more dead units than
+    the smallest. Kills and ``still_dead >= permanent`` → supported; kills but units come back
+    → nuanced; no kill in runs that train, while larger steps made runs collapse or diverge →
+    nuanced (units die with the run, not in it); no kill and no failed run → refuted.
 
-    >>> kill_verdict({0.01: 0.03, 0.3: 0.65}, 1.0)[0]
+    >>> kill_verdict({0.01: 0.03, 0.1: 0.45}, 0.95)[0]
     'supported'
-    >>> kill_verdict({0.01: 0.03, 0.3: 0.65}, 0.5)[0]
+    >>> kill_verdict({0.01: 0.03, 0.1: 0.45}, 0.5)[0]
     'nuanced'
-    >>> kill_verdict({0.01: 0.03, 0.3: 0.05}, None)[0]
+    >>> kill_verdict({0.01: 0.03, 0.1: 0.01}, 0.4, {0.3: (3, 3, 0.6)})[0]
+    'nuanced'
+    >>> kill_verdict({0.01: 0.03, 0.1: 0.01}, 0.4, {0.3: (0, 3, None)})[0]
     'refuted'
     """
-    lo, hi = min(dead_by_lr), max(dead_by_lr)
-    rise = dead_by_lr[hi] - dead_by_lr[lo]
+    failed = {lr: f for lr, f in (failed or {}).items() if f[0]}
+    fail_text = "; ".join(
+        f"{n}/{total} at lr {lr:g}" + ("" if dead is None else f" ({dead:.0%} dead)")
+        for lr, (n, total, dead) in sorted(failed.items())
+    )
+    if not trained_dead:
+        return "nuanced", "No learning rate trained in most seeds: nothing to judge on."
+    lo = min(trained_dead)
+    top = max(trained_dead, key=lambda lr: (trained_dead[lr], -lr))
+    rise = trained_dead[top] - trained_dead[lo]
+    shown = "none were dead" if still_dead is None else f"{still_dead:.0%} were still dead"
     head = (
-        f"Dead fraction at the end: {dead_by_lr[lo]:.1%} at lr {lo:g}, {dead_by_lr[hi]:.1%} at "
-        f"lr {hi:g}."
+        f"In runs that trained (test accuracy ≥ {TRAINS:.0%}), the dead fraction at the end is "
+        f"{trained_dead[lo]:.1%} at lr {lo:g} and at most {trained_dead[top]:.1%} (lr {top:g}); "
+        f"of the units dead at mid-training at lr {top:g}, {shown} at the end."
     )
-    if rise < margin:
-        return "refuted", head + f" The largest learning rate killed fewer than {margin:.0%} more units."
-    if still_dead is None or still_dead < permanent:
-        shown = "none" if still_dead is None else f"{still_dead:.0%}"
+    if rise >= margin:
+        if still_dead is not None and still_dead >= permanent:
+            return "supported", head + (
+                " Large learning rates kill units in networks that still train, and for good: a "
+                "unit that is zero for every sample gets no gradient."
+            )
+        return "nuanced", head + " Large learning rates kill units, but not for good: the layers " \
+            "below moved and brought some back."
+    if failed:
         return "nuanced", head + (
-            f" Large learning rates kill units, but not for good: of the units dead at "
-            f"mid-training, {shown} were still dead at the end (the layers below moved)."
+            f" In runs that train, a larger step did not leave {margin:.0%} more units dead. Units "
+            f"die in bulk only where the run itself failed (collapsed to chance accuracy or NaN "
+            f"loss: {fail_text}): dying there is one symptom of a step too large to train with."
         )
-    return "supported", head + (
-        f" And it is permanent: {still_dead:.0%} of the units dead at mid-training were still "
-        "dead at the end, since a unit that is zero for every sample gets no gradient."
-    )
+    return "refuted", head + f" No learning rate left {margin:.0%} more units dead, and every run trained."
 
 
 def remedy_verdict(
@@ -122,15 +150,17 @@ def remedy_verdict(
     prevents: float = PREVENTS,
 ) -> tuple[str, str, dict[str, str]]:
     """Verdict on "Leaky ReLU, careful initialization and learning-rate scheduling prevent dead
-    neurons" from final dead fractions at the killing learning rate.
+    neurons" from final dead fractions at a learning rate where the baseline trains
+    (:func:`remedy_lr`).
 
     ``remedies[name]`` is the remedy's final dead fraction (mean over seeds that trained), or
-    None when most of its seeds diverged (NaN loss): a remedy that trades dead units for a
-    diverged run prevents nothing. ``floor`` is the dead fraction a small learning rate ends
+    None when most of its seeds failed to train (collapsed to chance or NaN loss): a remedy
+    that trades dead units for a failed run prevents nothing. ``floor`` is the dead fraction a small learning rate ends
     with (units that never activate on this data). A remedy *prevents* when it ends with at
     most ``floor + prevents`` dead, *reduces* when it at least halves the baseline, else *does
     not help*. All prevent → supported; none prevents or reduces → refuted; otherwise nuanced.
-    A baseline within ``floor + prevents`` leaves nothing to prevent → nuanced.
+    A baseline within ``floor + prevents`` leaves nothing to prevent → untestable (this run
+    cannot decide it: at no learning rate where the baseline trains did it lose units).
 
     >>> remedy_verdict(0.6, {"leaky_relu": 0.0, "he_init": 0.01, "warmup": 0.0})[0]
     'supported'
@@ -138,9 +168,11 @@ def remedy_verdict(
     'nuanced'
     >>> remedy_verdict(0.6, {"leaky_relu": None, "he_init": 0.6, "warmup": 0.5})[0]
     'refuted'
+    >>> remedy_verdict(0.04, {"leaky_relu": 0.0, "he_init": 0.0, "warmup": 0.0}, floor=0.03)[0]
+    'untestable'
     """
     status = {
-        k: "diverged" if v is None
+        k: "fails to train" if v is None
         else "prevents" if v <= floor + prevents
         else "reduces" if v <= baseline / 2 else "does not help"
         for k, v in remedies.items()
@@ -154,10 +186,13 @@ def remedy_verdict(
         f"each remedy: {listing}."
     )
     if baseline <= floor + prevents:
-        return "nuanced", head + " The baseline barely lost units, so there was little to prevent.", status
+        return "untestable", head + (
+            " At no learning rate where the baseline trains did it lose units beyond the small "
+            "learning rate's, so there was nothing to prevent and this run cannot judge a remedy."
+        ), status
     if all(s == "prevents" for s in status.values()):
         return "supported", head, status
-    if all(s in ("does not help", "diverged") for s in status.values()):
+    if all(s in ("does not help", "fails to train") for s in status.values()):
         return "refuted", head + " None of them helped at this learning rate.", status
     return "nuanced", head + " Not every remedy is enough on its own at this learning rate.", status
 
@@ -176,6 +211,11 @@ class Run:
     revived_units: int = 0
     seconds: float = 0.0
     watch: Any = None  # gradsight.lab.watching.WatchSummary of the run
+
+    @property
+    def trained(self) -> bool:
+        """Finite loss throughout and test accuracy at least :data:`TRAINS`."""
+        return not self.diverged and self.test_acc >= TRAINS
 
     @property
     def monitor_dead(self) -> float:
@@ -274,10 +314,15 @@ def _mean(xs: Sequence[float]) -> float:
     return float(statistics.fmean(xs)) if xs else float("nan")
 
 
+def _still_dead(runs: Sequence[Run]) -> float | None:
+    mid = sum(r.still_dead()[0] for r in runs)
+    return sum(r.still_dead()[1] for r in runs) / mid if mid else None
+
+
 def _summary(label: dict[str, Any], runs: list[Run]) -> dict[str, Any]:
     ok = [r for r in runs if not r.diverged]
-    mid = sum(r.still_dead()[0] for r in ok)
-    kept = sum(r.still_dead()[1] for r in ok)
+    trained = [r for r in runs if r.trained]
+    collapsed = [r for r in ok if not r.trained]
     return {
         **label,
         "dead_at_start": _mean([r.dead[0] for r in ok]),
@@ -288,9 +333,15 @@ def _summary(label: dict[str, Any], runs: list[Run]) -> dict[str, Any]:
         "monitor_findings": ", ".join(
             f"{k} {v}/{len(runs)}" for k, v in sorted(findings_count([r.watch for r in runs]).items())
         ) or "none",
-        "still_dead_of_mid": (kept / mid) if mid else None,
+        "still_dead_of_mid": _still_dead(ok),
         "test_acc": _mean([r.test_acc for r in ok]),
+        "test_acc_per_seed": [None if r.diverged else round(r.test_acc, 4) for r in runs],
         "diverged": f"{len(runs) - len(ok)}/{len(runs)}",
+        "collapsed": f"{len(collapsed)}/{len(runs)}",
+        "trained": f"{len(trained)}/{len(runs)}",
+        "dead_at_end_trained": _mean([r.dead[-1] for r in trained]),
+        "dead_at_end_collapsed": _mean([r.dead[-1] for r in collapsed]),
+        "still_dead_of_mid_trained": _still_dead(trained),
     }
 
 
@@ -316,31 +367,36 @@ def monitor_agreement(runs: Sequence[Run]) -> dict[str, Any]:
     }
 
 
-def killing_lr(dead_per_seed_by_lr: dict[float, list[float | None]], margin: float = KILL_MARGIN) -> float:
-    """The smallest learning rate whose runs end with at least ``margin`` more dead units than
-    at the smallest learning rate (mean over seeds that did not diverge, given as None); the
-    largest learning rate that trained when none does.
+def remedy_lr(trained_dead: dict[float, float], fallback: float) -> float:
+    """Where the remedies are tested: of the learning rates at which the baseline trains
+    (``trained_dead``: lr → final dead fraction of its runs that trained), the one that leaves
+    the most units dead (ties: the smaller lr); ``fallback`` when none trains.
 
-    >>> killing_lr({0.01: [0.03, 0.03], 0.1: [0.02, None], 0.15: [0.45, None], 0.3: [0.6, 0.7]})
-    0.15
+    >>> remedy_lr({0.01: 0.03, 0.1: 0.08, 0.12: 0.05}, 0.01)
+    0.1
+    >>> remedy_lr({}, 0.01)
+    0.01
     """
-    means = {
-        lr: statistics.fmean(v for v in d if v is not None)
-        for lr, d in dead_per_seed_by_lr.items() if any(v is not None for v in d)
-    }
-    if not means:
-        return min(dead_per_seed_by_lr)
-    floor = means[min(means)]
-    killing = [lr for lr in sorted(means) if means[lr] >= floor + margin]
-    return killing[0] if killing else max(means)
+    if not trained_dead:
+        return fallback
+    return max(trained_dead, key=lambda lr: (trained_dead[lr], -lr))
 
 
 def _dead_or_none(row: dict[str, Any]) -> float | None:
-    """A summary row's final dead fraction, or None when most of its seeds diverged."""
-    n_div, n = (int(x) for x in row["diverged"].split("/"))
-    if 2 * n_div > n or math.isnan(row["dead_at_end"]):
+    """A summary row's final dead fraction over runs that trained, or None when most of its
+    seeds failed to train (collapsed or diverged)."""
+    n_ok, n = (int(x) for x in row["trained"].split("/"))
+    if 2 * n_ok <= n or math.isnan(row["dead_at_end_trained"]):
         return None
-    return round(row["dead_at_end"], 4)
+    return round(row["dead_at_end_trained"], 4)
+
+
+def _trained_dead(runs_by_lr: dict[float, list[Run]]) -> dict[float, float]:
+    """Per learning rate at which most runs trained: the mean final dead fraction of those runs."""
+    return {
+        lr: statistics.fmean(r.dead[-1] for r in rs if r.trained)
+        for lr, rs in runs_by_lr.items() if 2 * sum(r.trained for r in rs) > len(rs)
+    }
 
 
 def _pct_or_dash(v: float) -> str:
@@ -421,13 +477,13 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         for bias in setup.bias_inits:
             for lr in setup.lrs:
                 runs = []
-                for seed in range(setup.seeds):
+                for seed in lab_seeds(setup.seeds):
                     runs.append(train_one(ds, setup, lr=lr, seed=seed, bias_init=bias))
                     done += 1
                     progress(done, total, f"lr {lr:g} bias {bias}")
                 sweep[(lr, bias)] = runs
-        kill_lr = killing_lr({lr: [None if r.diverged else r.dead[-1] for r in sweep[(lr, None)]]
-                              for lr in setup.lrs})
+        trained_dead = _trained_dead({lr: sweep[(lr, None)] for lr in setup.lrs})
+        kill_lr = remedy_lr(trained_dead, min(setup.lrs))
         arms = {
             "leaky_relu": {"activation": "leaky_relu"},
             "he_init": {"init": "he"},
@@ -437,7 +493,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         remedies: dict[str, list[Run]] = {"baseline": sweep[(kill_lr, None)]}
         for arm, kw in arms.items():
             runs = []
-            for seed in range(setup.seeds):
+            for seed in lab_seeds(setup.seeds):
                 runs.append(train_one(ds, setup, lr=kill_lr, seed=seed, **kw))
                 done += 1
                 progress(done, total, arm)
@@ -453,25 +509,25 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     rows += remedy_rows
 
     default_rows = {r["lr"]: r for r in rows if r["part"] == "sweep" and r["bias_init"] == "pytorch_default"}
-    trained = [lr for lr in setup.lrs if not math.isnan(default_rows[lr]["dead_at_end"])]
-    dead_by_lr = {lr: default_rows[lr]["dead_at_end"] for lr in trained}
-    still = default_rows[max(trained)]["still_dead_of_mid"] if trained else None
-    verdict1, text1 = kill_verdict(dead_by_lr, still)
+    still = default_rows[kill_lr]["still_dead_of_mid_trained"] if trained_dead else None
+    failed = {
+        lr: (sum(not r.trained for r in sweep[(lr, None)]), setup.seeds,
+             None if math.isnan(default_rows[lr]["dead_at_end_collapsed"])
+             else default_rows[lr]["dead_at_end_collapsed"])
+        for lr in setup.lrs
+    }
+    verdict1, text1 = kill_verdict(trained_dead, still, failed)
     by_bias = {
-        str(r["bias_init"]): round(r["dead_at_end"], 4)
+        str(r["bias_init"]): None if math.isnan(r["dead_at_end_trained"]) else round(r["dead_at_end_trained"], 4)
         for r in rows if r["part"] == "sweep" and r["lr"] == kill_lr
     }
-    text1 += " At lr {:g} by bias init: {}.".format(
-        kill_lr, ", ".join(f"{k} → {v:.1%}" for k, v in by_bias.items())
+    text1 += " At lr {:g}, runs that trained, by bias init: {}.".format(
+        kill_lr, ", ".join(f"{k} → {'—' if v is None else format(v, '.1%')}" for k, v in by_bias.items())
     )
-    diverged = {lr: default_rows[lr]["diverged"] for lr in setup.lrs
-                if not default_rows[lr]["diverged"].startswith("0/")}
-    if diverged:
-        text1 += (" Runs that diverged (NaN loss) are left out: "
-                  + ", ".join(f"{v} at lr {lr:g}" for lr, v in diverged.items()) + "; dying and "
-                  "diverging are two outcomes of the same too-large step.")
-    acc_kill = default_rows[max(trained)]["test_acc"] if trained else float("nan")
-    text1 += f" Test accuracy at lr {max(trained):g}: {acc_kill:.0%}." if trained else ""
+    text1 += " Test accuracy per seed: " + "; ".join(
+        f"lr {lr:g} " + ", ".join("NaN" if a is None else f"{a:.0%}" for a in default_rows[lr]["test_acc_per_seed"])
+        for lr in setup.lrs
+    ) + "."
     agreement = monitor_agreement([r for rs in sweep.values() for r in rs]
                                   + [r for arm, rs in remedies.items()
                                      if arm not in ("baseline", "leaky_relu") for r in rs])
@@ -485,20 +541,24 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
             "dying within it are not yet dead to it; the count here uses every training image "
             "at the last step)."
         )
+    lo = min(trained_dead) if trained_dead else None
     claim1 = Claim(
         id="dead_neurons.large_lr_kills",
         claim="Large learning rates kill ReLU neurons permanently",
         verdict=verdict1,  # type: ignore[arg-type]
         evidence={
-            "dead_at_end_by_lr": {f"{k:g}": round(v, 4) for k, v in dead_by_lr.items()},
-            "smallest_lr": min(dead_by_lr),
-            "largest_lr": max(dead_by_lr),
-            "dead_at_smallest_lr": round(dead_by_lr[min(dead_by_lr)], 4),
-            "dead_at_largest_lr": round(dead_by_lr[max(dead_by_lr)], 4),
-            "still_dead_at_end": None if still is None else round(still, 4),
-            "dead_at_end_by_bias_init": by_bias,
-            "test_acc_at_largest_lr": round(acc_kill, 4),
-            "diverged_runs_by_lr": {f"{k:g}": v for k, v in diverged.items()},
+            "trains_at_test_acc": TRAINS,
+            "dead_at_end_trained_by_lr": {f"{k:g}": round(v, 4) for k, v in trained_dead.items()},
+            "smallest_lr": lo,
+            "most_dead_trained_lr": kill_lr,
+            "dead_at_smallest_lr": None if lo is None else round(trained_dead[lo], 4),
+            "dead_at_most_dead_trained_lr": round(trained_dead.get(kill_lr, math.nan), 4),
+            "still_dead_at_end_trained": None if still is None else round(still, 4),
+            "failed_runs_by_lr": {f"{lr:g}": f"{n}/{t}" for lr, (n, t, _) in failed.items()},
+            "dead_at_end_collapsed_by_lr": {f"{lr:g}": None if d is None else round(d, 4)
+                                            for lr, (_, _, d) in failed.items()},
+            "test_acc_per_seed_by_lr": {f"{lr:g}": default_rows[lr]["test_acc_per_seed"] for lr in setup.lrs},
+            "dead_at_end_trained_by_bias_init": by_bias,
             "seeds": setup.seeds,
             "monitor_vs_count": agreement,
         },
@@ -506,22 +566,19 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         explanation=text1,
     )
     rem = {r["arm"]: r for r in remedy_rows}
-    base = rem["baseline"]["dead_at_end"]
+    base = rem["baseline"]["dead_at_end_trained"]
     named = {"leaky_relu": "Leaky ReLU", "he_init": "He init", "warmup_cosine": "warm-up + cosine"}
     remedy_dead = {named[k]: _dead_or_none(rem[k]) for k in named}
-    floor = dead_by_lr[min(trained)] if trained else 0.0
-    verdict2, text2, status = remedy_verdict(base, remedy_dead, floor)
-    safe = [lr for lr in trained if dead_by_lr[lr] <= floor + PREVENTS
-            and default_rows[lr]["diverged"].startswith("0/")]
-    if safe:
-        text2 += (f" A smaller step is the plain remedy: at lr {max(safe):g} the baseline ends with "
-                  f"{dead_by_lr[max(safe)]:.1%} dead.")
+    floor = trained_dead[lo] if lo is not None else 0.0
+    verdict2, text2, status = remedy_verdict(0.0 if math.isnan(base) else base, remedy_dead, floor)
+    text2 = f"Tested at lr {kill_lr:g}, the learning rate that trains and leaves the most units dead. " + text2
     rev = rem["revive_dead"]
     text2 += (
         f" Revival with mon.revive_dead every {setup.revive_every} steps: "
-        + ("most runs diverged" if _dead_or_none(rev) is None else f"{rev['dead_at_end']:.1%} dead at the end")
+        + ("most runs failed to train" if _dead_or_none(rev) is None
+           else f"{rev['dead_at_end_trained']:.1%} dead at the end")
         + f" ({rev['revived_units']} units re-initialized over {setup.seeds} runs, "
-        f"{rev['diverged']} diverged). Test accuracy (runs that trained): "
+        f"{rev['trained']} trained). Test accuracy (runs without NaN): "
         + ", ".join(f"{k} {_pct_or_dash(rem[k]['test_acc'])}" for k in ("baseline", *named, "revive_dead"))
         + "."
     )
@@ -531,13 +588,14 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         verdict=verdict2,  # type: ignore[arg-type]
         evidence={
             "lr": kill_lr,
-            "baseline_dead": round(base, 4),
+            "baseline_dead": None if math.isnan(base) else round(base, 4),
             "small_lr_dead": round(floor, 4),
             "remedy_dead": remedy_dead,
             "remedy_status": status,
             "remedy_test_acc": {k: round(rem[k]["test_acc"], 4) for k in rem},
-            "revival_dead_before": round(base, 4),
+            "revival_dead_before": None if math.isnan(base) else round(base, 4),
             "revival_dead_after": _dead_or_none(rev),
+            "trained_runs": {k: rem[k]["trained"] for k in rem},
             "diverged_runs": {k: rem[k]["diverged"] for k in rem},
             "revived_units": rev["revived_units"],
             "seeds": setup.seeds,
@@ -558,7 +616,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     }
     curves.update({f"remedy {k}": dict(zip(("steps", "dead_median"), _curve(rs), strict=True)) for k, rs in remedies.items()})
     scale = (
-        f"MLP {setup.depth}×{setup.width} ReLU on digits (1,437 training images), SGD momentum 0.9, "
+        f"MLP {setup.depth}×{setup.width} ReLU on digits ({len(ds.y_train):,} training images), SGD momentum 0.9, "
         f"batch {setup.batch_size}, {setup.steps} steps; {setup.seeds} seeds per cell; dead "
         f"checked on the full training set every {setup.check_every} steps; learning rates "
         f"{', '.join(f'{lr:g}' for lr in setup.lrs)}; bias inits "

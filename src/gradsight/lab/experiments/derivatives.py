@@ -353,7 +353,8 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         ),
         command=command_for(NAME, quick),
         quick=quick,
-        scale="12,001 grid points in [-6, 6] (step 0.001, x = 0 included), float64; "
+        scale=f"{len(GRID):,} grid points in [{GRID[0]:g}, {GRID[-1]:g}] (step "
+        f"{GRID[1] - GRID[0]:.3g}, x = 0 included), float64; "
         "scratch check on a 64×128 random matrix with 5 % exact zeros.",
         rows=rows,
         data=data,

@@ -2,10 +2,11 @@
 
 The explainer backs its story with business and accuracy figures ("$100K → $15K" in training
 cost, "65 % → 94 %" in accuracy) that name no model, data set, hardware, price or baseline. A
-number like that cannot be re-measured: the verdict is ``untestable`` because the setting that
-would make it testable is missing, and this module records exactly which parts are missing
-(computed from a checklist, so a figure that did state its setting would not be called
-untestable). What the lab measures instead is listed beside each.
+number like that cannot be re-measured. The two ``untestable`` verdicts here are a judgement,
+not a computation: we read the explainer and recorded, in :data:`FIGURES`, that it states none
+of the parts of :data:`REQUIRED_SETTING`; nothing is measured, and the verdict follows from that
+reading alone. The reasons are given with each, and what the lab measures instead is listed
+beside it.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
                 verdict=verdict,  # type: ignore[arg-type]
                 evidence={"missing_setting": missing, "related_experiments": fig["related"]},
                 command=command_for(NAME, quick),
-                explanation=f"{why} Without them there is nothing to re-run, so no measurement can "
-                f"confirm or refute it. {fig['instead']}",
+                explanation=f"Our judgement from reading the explainer, not a measurement: {why} "
+                f"Without them there is nothing to re-run, so no measurement can confirm or "
+                f"refute it. {fig['instead']}",
             )
         )
         rows.append({"figure": fig["claim"], "verdict": verdict, "missing": ", ".join(missing),
@@ -89,7 +91,8 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         "measures instead.",
         command=command_for(NAME, quick),
         quick=quick,
-        scale="No measurement: a checklist of what each figure would need to state.",
+        scale="No measurement: a judgement, from reading the explainer, of what each figure "
+        "leaves unstated.",
         rows=rows,
         claims=claims,
     )

@@ -32,6 +32,9 @@ from gradsight.lab.registry import (
     command_for,
     experiment,
 )
+from gradsight.lab.registry import (
+    seeds as lab_seeds,
+)
 
 NAME = "glorot2010"
 TITLE = "Glorot & Bengio 2010: per-layer statistics, standard vs normalized init"
@@ -131,7 +134,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         for act in ("tanh", "sigmoid"):
             for label, init in INITS.items():
                 acts, grads = [], []
-                for seed in range(seeds):
+                for seed in lab_seeds(seeds):
                     model = MLP(ds.n_features, ds.n_classes, depth=depth, width=width,
                                 activation=act, init=init, bias_init=0.0, seed=seed)
                     a_std, g_std = layer_stats(model, X, y)

@@ -42,6 +42,9 @@ from gradsight.lab.registry import (
     command_for,
     experiment,
 )
+from gradsight.lab.registry import (
+    seeds as lab_seeds,
+)
 from gradsight.lab.training import torch_threads
 
 NAME = "gradient_flow"
@@ -144,7 +147,7 @@ def measure_flow(
     wgrad_sq = np.zeros(depth)
     last_sq = np.zeros(len(y))  # (B,) per-sample ‖δ_depth^b‖², summed over seeds
     with torch_threads(1):
-        for s in range(seeds):
+        for s in lab_seeds(seeds):
             net = MLP(
                 ds.n_features, ds.n_classes, depth, width, activation, init, bias_init, seed=s
             ).double()
@@ -226,7 +229,9 @@ def _vanish_claim(
         why = (
             "sigmoid gradients do vanish, but the layer count depends on the threshold and init: "
             + ", ".join(f"{i}: below 1 % after {k} layers" for i, k in ks.items())
-            + ". Each layer multiplies the gradient by about √χ₁ ≤ 0.25 (σ' ≤ 1/4): 5–6 layers back "
+            + ". Each layer multiplies the gradient by about √χ₁ = "
+            + ", ".join(f"{evidence[f'{i}_theory_sqrt_chi1']:.3f} ({i})" for i in inits)
+            + " (σ' ≤ 1/4 bounds it by σ_w/4, at most 0.25 only while σ_w² ≤ 1): 5–6 layers back "
             "it is already down to "
             + ", ".join(
                 f"{evidence[f'{i}_relative_6_layers_back']:.1e}–{evidence[f'{i}_relative_5_layers_back']:.1e} ({i})"

@@ -27,6 +27,9 @@ from gradsight.lab.registry import (
     command_for,
     experiment,
 )
+from gradsight.lab.registry import (
+    seeds as lab_seeds,
+)
 
 NAME = "krizhevsky2012"
 TITLE = "Krizhevsky et al. 2012, Fig. 1: ReLU vs tanh CNN, steps to 25 % training error"
@@ -56,14 +59,16 @@ def krizhevsky_verdict(ratio: float, censored: bool, paper: float = PAPER_RATIO)
     """Verdict on "ReLU reaches 25 % training error ~6× faster than tanh".
 
     ratio ≥ paper/2 → supported (within a factor of two of the paper); 1.25 ≤ ratio < paper/2 →
-    nuanced (ReLU faster, by less); ratio < 1.25 → refuted (no clear speed-up at our scale).
+    nuanced (ReLU faster, by less); ratio < 1.25 → not_reproduced (no clear speed-up in our
+    scaled-down analogue, which differs from the paper's setting in size, data and weight
+    decay: that does not refute the paper).
 
     >>> krizhevsky_verdict(5.0, False)[0]
     'supported'
     >>> krizhevsky_verdict(1.5, False)[0]
     'nuanced'
     >>> krizhevsky_verdict(1.0, False)[0]
-    'refuted'
+    'not_reproduced'
     """
     bound = " (a bound: some seed never reached the target)" if censored else ""
     text = f"tanh needed {ratio:.2f}× the steps ReLU needed{bound}; the paper reports about {paper:g}×."
@@ -71,7 +76,11 @@ def krizhevsky_verdict(ratio: float, censored: bool, paper: float = PAPER_RATIO)
         return "supported", text
     if ratio >= 1.25:
         return "nuanced", text + " ReLU is faster here, but by much less than the paper's factor."
-    return "refuted", text + " At our scale ReLU gave no clear speed-up over tanh."
+    return "not_reproduced", text + (
+        " At our scale ReLU gave no clear speed-up over tanh. Our analogue (8×8 digits, two conv "
+        "layers, weight decay, where the paper's Fig. 1 used none; both activations cross 25 % "
+        "error early) is too far from CIFAR-10 to refute the paper."
+    )
 
 
 def _figure(curves: dict[str, Any], best: dict[str, float]) -> Figure:
@@ -121,7 +130,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         for act in acts:
             for lr in lrs:
                 runs = []
-                for seed in range(seeds):
+                for seed in lab_seeds(seeds):
                     net = CNN((1, 8, 8), ds.n_classes, channels=(16, 32), activation=act, seed=seed)
                     cfg = TrainConfig(steps=steps, batch_size=64, lr=lr, optimizer="momentum",
                                       weight_decay=5e-4, seed=seed, eval_every=10, eval_train_max=500,
@@ -199,7 +208,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         command=command_for(NAME, quick),
         quick=quick,
         scale=(
-            f"CNN conv(16)–conv(32)–pool–GAP–linear on 8×8 digits (1,437 training images), SGD "
+            f"CNN conv(16)–conv(32)–pool–GAP–linear on 8×8 digits ({len(ds.y_train):,} training images), SGD "
             f"momentum 0.9, weight decay 5e-4, batch 64, up to {steps} steps, learning rates "
             f"{', '.join(map(str, lrs))}, {seeds} seeds; training error measured on 500 training "
             "images every 10 steps. The paper: a 4-layer CNN on CIFAR-10 (50,000 32×32 images). "

@@ -26,6 +26,9 @@ from gradsight.lab.registry import (
     command_for,
     experiment,
 )
+from gradsight.lab.registry import (
+    seeds as lab_seeds,
+)
 from gradsight.lab.training import torch_threads
 
 NAME = "saturation"
@@ -71,6 +74,32 @@ def measure_saturation(
     return {"measured": measured, "theory": predicted, "q": qs.tolist(), "mean_derivative": mean_d}
 
 
+AGREES = 0.02  # |measured - theory| saturated fraction that counts as agreement
+ROUGHLY = 0.05  # up to this, agreement is partial
+
+
+def per_layer_verdict(max_layer_err: float, avg_err: float) -> tuple[str, str]:
+    """Verdict on "theory predicts the saturated fraction *per layer*", judged on the worst
+    single layer of every setting: within :data:`AGREES` → supported; the worst layer within
+    :data:`ROUGHLY`, or only layer averages within :data:`AGREES` → nuanced; else refuted.
+
+    >>> per_layer_verdict(0.015, 0.006)[0], per_layer_verdict(0.079, 0.006)[0]
+    ('supported', 'nuanced')
+    >>> per_layer_verdict(0.2, 0.1)[0]
+    'refuted'
+    """
+    text = (f"Every single layer within {max_layer_err:.3f} of theory (layer averages within "
+            f"{avg_err:.3f}).")
+    if max_layer_err <= AGREES:
+        return "supported", text
+    if max_layer_err <= ROUGHLY or avg_err <= AGREES:
+        return "nuanced", text + (
+            f" Per layer the prediction is off by more than {AGREES:g} somewhere; it holds for "
+            "the layer average" + (" only." if avg_err <= AGREES else " only roughly.")
+        )
+    return "refuted", text + f" Single layers and averages both miss by more than {AGREES:g}."
+
+
 @experiment(NAME, "Saturation of sigmoid and tanh vs weight scale", order=40, quick_budget_s=10.0,
             typical_s=(1, 95))
 def run(quick: bool, progress: Progress) -> ExperimentResult:
@@ -88,7 +117,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     for n, (act, sw) in enumerate(grid):
         progress(n, len(grid), f"{act} σ_w = {sw}")
         per_seed = [
-            measure_saturation(act, sw, depth, width, ds, batch, seed) for seed in range(seeds)
+            measure_saturation(act, sw, depth, width, ds, batch, seed) for seed in lab_seeds(seeds)
         ]
         res = {
             k: np.mean([r[k] for r in per_seed], axis=0).tolist()
@@ -110,9 +139,8 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         )
     progress(len(grid), len(grid), "figures")
 
-    # the claim is about what theory predicts for a layer population; per-layer numbers of one
-    # finite-width net scatter around it, so the verdict uses each setting's layer average and
-    # the per-layer worst case is reported beside it
+    # the claim is per layer, so the verdict is judged on the worst single layer; the
+    # layer-averaged agreement is reported beside it
     avg_err = max(abs(r["measured_mean"] - r["theory_mean"]) for r in rows)
     max_err = max(r["max_abs_error"] for r in rows)
     worst = max(rows, key=lambda r: abs(r["measured_mean"] - r["theory_mean"]))
@@ -123,22 +151,16 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
             for i, (m, t) in enumerate(zip(res["measured"], res["theory"], strict=True))
         ),
     )[1]
-    detail = (
-        f"layer-averaged fractions agree within {avg_err:.3f} in every setting (worst: "
-        f"{worst['activation']} at σ_w = {worst['sigma_w']}); single layers of one width-{width} "
-        f"network deviate by up to {max_err:.3f}, the largest at layer {worst_layer}"
+    verdict, why = per_layer_verdict(max_err, avg_err)
+    why += (
+        f" Worst layer-average: {worst['activation']} at σ_w = {worst['sigma_w']}; worst single "
+        f"layer: layer {worst_layer} of a width-{width} network"
         + (
-            " — the layer fed by digit pixels, which are not Gaussian as theory assumes"
+            " — the layer fed by digit pixels, which are not Gaussian as theory assumes."
             if worst_layer == 1
-            else ""
+            else "."
         )
     )
-    if avg_err <= 0.02:
-        verdict, why = "supported", detail
-    elif avg_err <= 0.05:
-        verdict, why = "nuanced", detail
-    else:
-        verdict, why = "refuted", detail
     theory_claim = Claim(
         id="saturation_theory_predicts_measurement",
         claim="Mean-field theory predicts, from the weight scale alone, the fraction of saturated sigmoid/tanh units per layer.",
@@ -146,6 +168,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         evidence={
             "max_abs_error_layer_average": round(avg_err, 4),
             "max_abs_error_single_layer": max_err,
+            "agrees_within": AGREES,
             "worst_single_layer": worst_layer,
             "worst": {k: worst[k] for k in ("activation", "sigma_w")},
             "threshold_rel_derivative": REL,

@@ -34,6 +34,9 @@ from gradsight.lab.registry import (
     command_for,
     experiment,
 )
+from gradsight.lab.registry import (
+    seeds as lab_seeds,
+)
 
 NAME = "training_speed"
 TITLE = "Training speed: steps to a target accuracy per activation"
@@ -91,22 +94,35 @@ def best_lr(per_lr: dict[float, Sequence[int | None]]) -> float:
 
 
 def compare(a: Sequence[int | None], b: Sequence[int | None]) -> str:
-    """Which of two activations reached the target first, seeds included.
+    """Which of two activations reached the target first, seeds included, never-reached seeds
+    treated as censored: slower than any seed that reached it, tied with each other.
 
-    ``"a"`` when every seed of a beat every seed of b (ranges do not overlap, a never-reached
-    seed counts as infinite), ``"b"`` symmetrically, ``"neither"`` when no seed of either
-    reached it, else ``"tie"`` (the seed ranges overlap).
+    ``"a"`` when every seed of a that reached the target did so before every seed of b that
+    did (or b had none) and a reached it in at least as many seeds, with one of the two strict
+    (a's range ends before b's starts, or a reached it in more seeds); ``"b"`` symmetrically;
+    ``"neither"`` when no seed of either reached it; else ``"tie"``.
 
     >>> compare([100, 120, 110], [300, None, 250])
     'a'
     >>> compare([100, 300], [200, 250])
     'tie'
+    >>> compare([150, 200, None], [None, None, None])  # 2 of 3 vs 0 of 3: a is faster
+    'a'
+    >>> compare([100, None, None], [150, 160, 170])  # a once, early; b always, later
+    'tie'
     """
-    if all(s is None for s in a) and all(s is None for s in b):
+    ra = [s for s in a if s is not None]
+    rb = [s for s in b if s is not None]
+    if not ra and not rb:
         return "neither"
-    if max(_key(s) for s in a) < min(_key(s) for s in b):
+
+    def beats(x: list[int], y: list[int]) -> bool:
+        separated = not y or not x or max(x) < min(y)
+        return bool(x) and separated and len(x) >= len(y) and (len(x) > len(y) or max(x) < min(y))
+
+    if beats(ra, rb):
         return "a"
-    if max(_key(s) for s in b) < min(_key(s) for s in a):
+    if beats(rb, ra):
         return "b"
     return "tie"
 
@@ -151,6 +167,11 @@ def speed_verdict(outcomes: dict[str, str]) -> tuple[str, str]:
     return "nuanced", "It depends on the setting: " + "; ".join(parts) + "." + tail
 
 
+def _median_or_none(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return round(statistics.median(kept), 4) if kept else None
+
+
 # ------------------------------------------------------------------------- measurement
 
 def _setting_label(ds: str, depth: int, opt: str, init: str) -> str:
@@ -172,7 +193,7 @@ def _train_activation(
     keys, nets, lrs, seeds = [], [], [], []
     for fam, init in families.items():
         for lr in LRS[optimizer]:
-            for seed in range(grid.seeds):
+            for seed in lab_seeds(grid.seeds):
                 keys.append((fam, lr))
                 nets.append(MLP(ds.n_features, ds.n_classes, depth=depth, width=grid.width,
                                 activation=activation, init=init, seed=1000 * depth + seed))
@@ -381,6 +402,15 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
             "seeds": grid.seeds,
             "step_budget": grid.steps,
             "mean_derivative_at_start": {a: round(v, 4) for a, v in start_deriv.items()},
+            # during training, not only at initialization: the monitor's end window, median over
+            # settings at each activation's best learning rate, and the runs that turned NaN
+            "saturated_at_end": {a: _median_or_none([r["saturated_at_end"] for r in rows
+                                                     if r["activation"] == a])
+                                 for a in grid.activations},
+            "diverged_runs_at_best_lr": {a: sum(r["diverged"] for r in rows if r["activation"] == a)
+                                         for a in grid.activations},
+            "runs_at_best_lr": {a: grid.seeds * sum(r["activation"] == a for r in rows)
+                                for a in grid.activations},
         },
         command=command_for(NAME, quick),
         explanation=text,

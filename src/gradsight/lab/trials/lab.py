@@ -1,8 +1,8 @@
 """The lab's experiments as trials.
 
-Today an experiment is one function ``run(quick, progress)`` with its seeds fixed inside, so
-the lab's trial is one whole experiment: ``kind`` = the experiment's name, ``config`` =
-``{"quick": quick}``, version = :func:`~gradsight.lab.trials.trial.code_version` of the
+Today an experiment is one function ``run(quick, progress)`` whose seeds follow the lab's
+``--seed`` (``registry.run(name, quick, seed=...)``), so the lab's trial is one whole experiment: ``kind`` = the experiment's name, ``config`` =
+``{"quick": quick, "seed": seed}``, version = :func:`~gradsight.lab.trials.trial.code_version` of the
 experiment's module. Its metrics are the experiment's result as JSON (rows, data, figures as
 SVG text, claims with their verdicts and evidence); the report is built from those metrics
 only — the same way whether the trial ran now or was read from the store, so a re-run that
@@ -25,9 +25,9 @@ TARGET = "gradsight.lab.trials.lab:run_batch"
 GALLERY = "_gallery"  # the report's activation gallery: a trial too (no experiment has this name)
 
 
-def trial_for(exp: Experiment, quick: bool) -> Trial:
-    """The trial that runs ``exp`` in ``quick`` mode."""
-    return Trial(exp.name, {"quick": bool(quick)}, code_version(exp.fn.__module__))
+def trial_for(exp: Experiment, quick: bool, seed: int = 0) -> Trial:
+    """The trial that runs ``exp`` in ``quick`` mode under ``--seed seed``."""
+    return Trial(exp.name, {"quick": bool(quick), "seed": int(seed)}, code_version(exp.fn.__module__))
 
 
 def to_metrics(result: ExperimentResult) -> dict[str, Any]:
@@ -68,4 +68,4 @@ def run_batch(kind: str, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from gradsight.report.html import _gallery  # the report sits above the lab: import late
 
         return [{"figures": [asdict(f) for f in _gallery()]} for _ in configs]
-    return [to_metrics(registry.run(kind, quick=bool(c["quick"]))) for c in configs]
+    return [to_metrics(registry.run(kind, quick=bool(c["quick"]), seed=int(c.get("seed", 0)))) for c in configs]
