@@ -115,3 +115,23 @@ class CallbackCore:
                 "trainer and call fit()/train() first"
             )
         return self.monitor.report()
+
+
+class WatchAccess:
+    """What a callback shows of its watch (a mixin: the callback holds a ``_core``)."""
+
+    _core: CallbackCore
+
+    @property
+    def monitor(self) -> Monitor | None:
+        """The live :class:`~gradsight.monitor.Monitor` (None before training starts)."""
+        return self._core.monitor
+
+    @property
+    def html_path(self) -> Path | None:
+        """Where the HTML report was written at the end of training, if it was."""
+        return self._core.html_path
+
+    def report(self) -> Report:
+        """What the watch measured so far (during or after training)."""
+        return self._core.report()

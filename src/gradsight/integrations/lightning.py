@@ -46,8 +46,8 @@ except ImportError:  # pragma: no cover - depends on the installed extras
         ) from None
 
 from gradsight.errors import unknown_choice
-from gradsight.integrations._core import CallbackCore
-from gradsight.monitor import GradsightWarning, Monitor, Report
+from gradsight.integrations._core import CallbackCore, WatchAccess
+from gradsight.monitor import GradsightWarning
 
 __all__ = ["GradsightCallback"]
 
@@ -75,7 +75,7 @@ def watched_module(pl_module: nn.Module, path: str | None = None) -> nn.Module:
     return pl_module
 
 
-class GradsightCallback(pl.Callback):
+class GradsightCallback(WatchAccess, pl.Callback):
     """Watch the LightningModule a ``Trainer`` fits. Keyword arguments are ``gradsight.watch``'s
     (``every`` defaults to 10, ``include``, ``exclude``, ``jsonl``, ``wandb`` ...).
 
@@ -93,20 +93,6 @@ class GradsightCallback(pl.Callback):
         self._core = CallbackCore(html, console, watch_kwargs)
         self._module = module
         self._steps_seen = 0
-
-    @property
-    def monitor(self) -> Monitor | None:
-        """The live :class:`~gradsight.monitor.Monitor` (None before training starts)."""
-        return self._core.monitor
-
-    @property
-    def html_path(self) -> Path | None:
-        """Where the HTML report was written at the end of training, if it was."""
-        return self._core.html_path
-
-    def report(self) -> Report:
-        """What the watch measured so far (during or after training)."""
-        return self._core.report()
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self._core.start(watched_module(pl_module, self._module))

@@ -37,8 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "install it with: pip install 'gradsight[hf]'"
     ) from None
 
-from gradsight.integrations._core import CallbackCore
-from gradsight.monitor import Monitor, Report
+from gradsight.integrations._core import CallbackCore, WatchAccess
 
 __all__ = ["GradsightCallback"]
 
@@ -55,7 +54,7 @@ def _calling_trainer(max_depth: int = 12) -> Trainer | None:
     return None
 
 
-class GradsightCallback(TrainerCallback):
+class GradsightCallback(WatchAccess, TrainerCallback):
     """Watch the model a ``Trainer`` trains. Keyword arguments are ``gradsight.watch``'s
     (``every`` defaults to 10, ``include``, ``exclude``, ``jsonl``, ``wandb`` ...).
 
@@ -69,20 +68,6 @@ class GradsightCallback(TrainerCallback):
         self._core = CallbackCore(html, console, watch_kwargs)
         self._trainer: Trainer | None = None
         self._logging = False
-
-    @property
-    def monitor(self) -> Monitor | None:
-        """The live :class:`~gradsight.monitor.Monitor` (None before training starts)."""
-        return self._core.monitor
-
-    @property
-    def html_path(self) -> Path | None:
-        """Where the HTML report was written at the end of training, if it was."""
-        return self._core.html_path
-
-    def report(self) -> Report:
-        """What the watch measured so far (during or after training)."""
-        return self._core.report()
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self._trainer = _calling_trainer()
