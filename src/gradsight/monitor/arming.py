@@ -54,7 +54,7 @@ class Arming:
         for module, (path, _) in self._module_acts.items():
             # the pre-hook is needed only to keep the functional mode out of a module site that
             # runs inside an owner, or to measure an in-place input before it is overwritten
-            inside_owner = any(o == "" or path.startswith(o + ".") for o in owners)
+            inside_owner = _inside(path, owners)
             if module in self._excluded and not inside_owner:
                 continue
             site = self._module_site(module) if bool(getattr(module, "inplace", False)) else None
@@ -71,12 +71,7 @@ class Arming:
                     always_call=True,
                 )
             )
-        for path in sorted(hooked):
-            mod = self._modules.get(path)
-            if mod is None:
-                continue
-            self._armed.append(mod.register_forward_pre_hook(functools.partial(self._on_owner_pre, path)))
-            self._armed.append(mod.register_forward_hook(self._on_owner_post, always_call=True))
+        self._arm_owners(hooked)
 
     def _arm_stable(self) -> None:
         """The hooks kept for the whole run under torch.compile (compiled.py): every module site
@@ -86,10 +81,14 @@ class Arming:
         hooked = hooked_owners(self._owners, self._owners_measured)
         owners = tuple(hooked)
         for module, (path, _) in self._module_acts.items():
-            if module in self._excluded and not any(o == "" or path.startswith(o + ".") for o in owners):
+            if module in self._excluded and not _inside(path, owners):
                 continue
             self._armed.append(module.register_forward_pre_hook(self._on_site_pre))
             self._armed.append(module.register_forward_hook(self._on_site_post_counted, always_call=True))
+        self._arm_owners(hooked)
+
+    def _arm_owners(self, hooked: set[str]) -> None:
+        """Each owner's pre- and post-hook: they push and pop the functional mode around it."""
         for path in sorted(hooked):
             mod = self._modules.get(path)
             if mod is None:
@@ -251,3 +250,8 @@ class Arming:
             except Exception as exc:  # noqa: BLE001
                 self.log.record("functional site", exc)
         return out
+
+
+def _inside(path: str, owners: tuple[str, ...]) -> bool:
+    """Whether the module at ``path`` runs inside one of the ``owners`` ("" is the root)."""
+    return any(o == "" or path.startswith(o + ".") for o in owners)
