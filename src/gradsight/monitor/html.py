@@ -9,6 +9,8 @@ import html
 import math
 from typing import Any
 
+from gradsight.monitor.records import layer_fields
+
 W, H = 760, 260  # chart size in px
 M_LEFT, M_BOTTOM, M_TOP = 70, 90, 20
 
@@ -222,12 +224,7 @@ def render(report: Any) -> str:
         out.append("<h2>Saturated units over time</h2>")
         out.append(heatmap(report.history, names, "saturated_fraction", "#ef8f00", "saturated fraction"))
     out.append("<h2>All sites</h2><table><tr>")
-    cols = [
-        ("site", "name", False), ("activation", "activation", False), ("grad norm", "grad_norm", False),
-        ("dead", "dead_fraction", True), ("saturated", "saturated_fraction", True),
-        ("E[f']", "mean_derivative", False), ("active", "active_fraction", True),
-        ("units", "units", False), ("incoming", "incoming", False), ("dW/W", "update_ratio", False),
-    ]  # fmt: skip
+    cols = [(f.metadata["label"], f.name, f.metadata["percent"]) for f in layer_fields()]
     out.append("".join(f"<th>{_e(h)}</th>" for h, _, _ in cols) + "</tr>")
     for ls in layers:
         out.append("<tr>" + "".join(f"<td>{_num(getattr(ls, a), p)}</td>" for _, a, p in cols) + "</tr>")
