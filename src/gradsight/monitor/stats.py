@@ -4,7 +4,8 @@ batch of logged steps, a window of observed steps.
 Per observation of a site (one forward call) the capture keeps these device tensors:
 
     D[u] = sum over the samples of unit u of f'(z)      (C,)  -- one reduction in the forward
-    K    = #{(sample, unit): |f'(z)| < 0.01 sup|f'|}    ()    -- saturating activations only
+    S    = sum of sign(|f'(z)| - 0.01 sup|f'|)         ()    -- saturating activations only;
+           K = (n C - S) / 2 saturated (sample, unit) pairs of the n C
     ||g||  of g = dLoss/dy                             ()    -- one reduction in the backward
 
 Everything reported follows from those, over a window of the last ``window`` observed steps
@@ -47,7 +48,7 @@ class Observation:
     error: Exception | None = None  # raised in the gradient hook (reported by the monitor)
     grads: list[tuple[torch.Tensor | None, ...]] = field(default_factory=list)  # node grad tuples held until read
     nr: int = 0  # which of the node's gradients is the site output's
-    saturated: torch.Tensor | None = None  # () K, the saturated (sample, unit) count, or None
+    saturated: torch.Tensor | None = None  # () S of Site.saturation_signs, or None
 
     def on_grad(self, g: torch.Tensor) -> None:
         """The gradient hook of the site's output: ||dLoss/dy|| of this call. A bound method
@@ -274,7 +275,9 @@ class StatsWindow:
             have = np.array([len(ob.gnorms) == 1 for ob in observations], dtype=bool)
             gsq = np.zeros(S)
             gsq[have] = np.square(g)
-            sat[np.array(counted, dtype=bool)] = k
+            mask = np.array(counted, dtype=bool)
+            units = np.array([ob.n_units for ob in observations], dtype=np.float64)
+            sat[mask] = (np.asarray(n)[mask] * units[mask] - k) / 2  # K = (n C - S) / 2
             return _StepEntry(step, d, n, np.where(have, gsq, math.nan).tolist(), numel, sat.tolist())
         units = [c for _, c in self.layout]
         index = {site: i for i, (site, _) in enumerate(self.layout)}
@@ -294,7 +297,7 @@ class StatsWindow:
                     gsq[i] += float(np.square(g[gpos : gpos + m]).sum())
                     have[i] = True
                 if has_k:
-                    sat[i] += k[kpos]
+                    sat[i] += (ob.n * c - k[kpos]) / 2  # K = (n C - S) / 2
             pos += c
             gpos += m
             kpos += has_k
