@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from gradsight.monitor.records import LayerStats
-from gradsight.monitor.sites import Site
+from gradsight.monitor.sites import SATURATED, Site
 
-CLOSED_VALVE = 0.01  # a unit whose mean derivative is below 1 % of sup|f'| passes ~no gradient
+CLOSED_VALVE = SATURATED  # a unit whose mean derivative is below 1 % of sup|f'| passes ~no gradient
 
 
 @dataclass(eq=False, slots=True)
