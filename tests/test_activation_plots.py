@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import numpy as np
 import pytest
 
@@ -63,24 +60,3 @@ def test_gated_forms_are_drawn_along_a_with_unit_gate():
 def test_errors(call, message):
     with pytest.raises(GradsightError, match=message):
         call()
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "gradsight.activations",  # its docstring holds every catalog entry's example
-        "gradsight.activations._core",
-        "gradsight.activations._torch",
-        "gradsight.activations._recognize",
-        "gradsight.scratch",
-        "gradsight.report.activation_plots",
-    ],
-)
-def test_docstring_examples_hold(module):
-    result = doctest.testmod(
-        importlib.import_module(module),
-        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
-        extraglobs={"np": np},
-        report=True,
-    )
-    assert result.attempted > 0 and result.failed == 0

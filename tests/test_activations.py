@@ -439,33 +439,48 @@ def test_gelu_bound_matches_its_closed_form():
     assert gs.activation("gelu").derivative_bound == pytest.approx(closed, rel=1e-11)
 
 
-PROPERTIES = {  # name: (monotonic, smooth, saturates, zero_centered)
-    "relu": (True, False, False, False),
-    "leaky_relu": (True, False, False, False),
-    "prelu": (True, False, False, False),
-    "elu": (True, True, False, False),
-    "selu": (True, False, False, True),
-    "sigmoid": (True, True, True, False),
-    "tanh": (True, True, True, True),
-    "softplus": (True, True, False, False),
-    "gelu": (False, True, False, False),
-    "silu": (False, True, False, False),
-    "swish": (False, True, False, False),
-    "mish": (False, True, False, False),
-    "relu2": (True, True, False, False),
-    "reglu": (True, False, False, False),
-    "geglu": (False, True, False, False),
-    "swiglu": (False, True, False, False),
+# name: (monotonic, smooth, saturates, zero_centered, can_die, rectifier)
+PROPERTIES = {
+    "relu": (True, False, False, False, True, True),
+    "leaky_relu": (True, False, False, False, False, True),
+    "prelu": (True, False, False, False, False, True),
+    "elu": (True, True, False, False, False, False),
+    "selu": (True, False, False, True, False, False),
+    "sigmoid": (True, True, True, False, False, False),
+    "tanh": (True, True, True, True, False, False),
+    "softplus": (True, True, False, False, False, False),
+    "gelu": (False, True, False, False, False, False),
+    "silu": (False, True, False, False, False, False),
+    "swish": (False, True, False, False, False, False),
+    "mish": (False, True, False, False, False, False),
+    "relu2": (True, True, False, False, True, True),
+    "reglu": (True, False, False, False, True, True),
+    "geglu": (False, True, False, False, False, False),
+    "swiglu": (False, True, False, False, False, False),
 }
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_properties(name):
     act = gs.activation(name)
-    got = (act.is_monotonic, act.is_smooth, act.saturates, act.zero_centered)
+    got = (act.is_monotonic, act.is_smooth, act.saturates, act.zero_centered, act.can_die, act.rectifier)
     assert got == PROPERTIES[name]
     assert act.formula_latex and act.derivative_latex
     assert act.is_gated == (name in GATED)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "can_die"),
+    [
+        ("leaky_relu", {"negative_slope": 0.0}, True),  # a leaky relu with no leak is a relu
+        ("leaky_relu", {"negative_slope": 1e-6}, False),
+        ("prelu", {"init": 0.0}, True),
+        ("elu", {"alpha": 0.0}, True),
+    ],
+    ids=["leaky-0", "leaky-1e-6", "prelu-0", "elu-0"],
+)
+def test_can_die_follows_the_parameters(name, params, can_die):
+    assert gs.activation(name, **params).can_die is can_die
 
 
 def test_elu_is_smooth_only_when_alpha_is_one():
@@ -859,3 +874,48 @@ def test_regression_torch_where_of_two_numbers_kept_float64_precision():
     assert act.derivative(x).tolist() == [0.01, 0.01]
     assert act.output_derivative(act(x)).tolist() == [0.01, 0.01]
     assert gs.activation("relu", derivative_at_zero=0.1).derivative(x).tolist() == [0.0, 0.1]
+
+
+# --- fast torch derivatives (what the monitor runs) ----------------------------------------------
+@pytest.mark.parametrize(("name", "params"), _cases(PLAIN))
+def test_fast_derivative_equals_the_derivative_kink_included(name, params):
+    act = gs.activation(name, **params)
+    x = torch.as_tensor(POINTS)
+    want = act.derivative(x)
+    got = act.fast_derivative(x)
+    # PyTorch's GELU kernel is ~1 % off where f' < 1e-20 (x < -10): the atol
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert got[POINTS == 0] == want[POINTS == 0]  # f'(0) is the entry's convention, exactly
+    out = torch.empty_like(x)
+    torch.testing.assert_close(act.fast_derivative(x, out), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "params"), _from_output_cases())
+def test_fast_output_derivative_equals_the_output_derivative(name, params):
+    act = gs.activation(name, **params)
+    x = torch.as_tensor(POINTS)
+    y = act(x)
+    want = act.output_derivative(y)
+    torch.testing.assert_close(act.fast_output_derivative(y), want, rtol=1e-9, atol=1e-12)
+    out = torch.empty_like(y)
+    torch.testing.assert_close(act.fast_output_derivative(y, out), want, rtol=1e-9, atol=1e-12)
+
+
+def test_fast_output_derivative_is_offered_where_the_output_derivative_is():
+    for name in NAMES:
+        act = gs.activation(name)
+        assert (act.fast_output_derivative is None) == (act.output_derivative is None), name
+
+
+@pytest.mark.parametrize("name", GATED)
+def test_fast_derivative_of_a_gated_form_is_its_gates_valve(name):
+    act = gs.activation(name)
+    a = torch.as_tensor(POINTS)
+    torch.testing.assert_close(act.fast_derivative(a), act.inner.derivative(a), rtol=1e-12, atol=1e-12)
+
+
+def test_a_foreign_kink_convention_is_honoured_by_the_fast_derivative():
+    x = torch.tensor([-1.0, 0.0, 2.0], dtype=torch.float64)
+    assert gs.activation("relu", derivative_at_zero=1.0).fast_derivative(x).tolist() == [0.0, 1.0, 1.0]
+    got = gs.activation("leaky_relu", negative_slope=0.1, derivative_at_zero=0.5).fast_derivative(x)
+    assert got.tolist() == [0.1, 0.5, 1.0]

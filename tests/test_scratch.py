@@ -166,12 +166,12 @@ def test_gradient_check_agrees(name):
     assert max(errors.values()) < 1e-6, errors
 
 
-def test_gradient_check_catches_a_planted_wrong_backward():
+def test_gradient_check_catches_a_planted_wrong_backward(monkeypatch):
     rng = np.random.default_rng(2)
+    # the classic slip: tanh' written as 1 - tanh(x) instead of 1 - tanh(x)^2
+    monkeypatch.setattr(scratch, "backward", lambda name: lambda dout, cache: dout * (1 - np.tanh(cache.x)))
     mlp = scratch.MLP([4, 5, 3], "tanh", seed=1)
     x, y = rng.normal(size=(6, 4)), rng.integers(0, 3, size=6)
-    # the classic slip: tanh' written as 1 - tanh(x) instead of 1 - tanh(x)^2
-    mlp._bwd = lambda dout, cache: dout * (1 - np.tanh(cache.x))
     errors = scratch.gradient_check(mlp, x, y)
     assert errors["w0"] > 1e-2 and errors["w1"] < 1e-6  # the last layer is above the slip
 

@@ -215,7 +215,7 @@ class MLP:
 
     affine -> activation -> ... -> affine -> logits. For gated activations each hidden affine
     produces twice the width and the gate halves it, so ``sizes`` are the widths after it.
-    Weights start at N(0, gain^2 / fan_in) with gain sqrt(2) for relu-like activations (He) and 1
+    Weights start at N(0, gain^2 / fan_in) with gain sqrt(2) for rectifiers (``act.rectifier``: He) and 1
     otherwise, biases at 0.
 
     >>> mlp = MLP([64, 32, 10], "relu", seed=0)
@@ -236,8 +236,7 @@ class MLP:
         self.act = activation(self.activation)
         if not self.params:
             rng = np.random.default_rng(self.seed)
-            relu_like = self.act.name in ("relu", "leaky_relu", "prelu", "reglu", "relu2")
-            gain = np.sqrt(2.0) if relu_like else 1.0
+            gain = np.sqrt(2.0) if self.act.rectifier else 1.0  # He for the relu family
             last = len(self.sizes) - 2
             for i, (d_in, d_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
                 width = 2 * d_out if (self.act.is_gated and i < last) else d_out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from gradsight.errors import GradsightError
 from gradsight.lab import data, training
 from gradsight.lab.models import MLP
 from gradsight.lab.training import EvalPoint, TrainConfig, lr_at, steps_to_target, train
+from gradsight.monitor import LayerStats
 
 
 @pytest.fixture(scope="module")
@@ -138,17 +141,14 @@ class _FakeMonitor:
         self.grads_seen.append(all(p.grad is not None for p in self.model.parameters()))
 
     def report(self):
-        layer = type(
-            "LayerStats",
-            (),
-            {
-                "name": "acts.0",
-                "activation": "relu",
-                "grad_norm": float(self.steps),
-                "dead_fraction": 0.0,
-                "saturated_fraction": 0.0,
-                "mean_derivative": 0.5,
-            },
+        layer = LayerStats(
+            name="acts.0",
+            activation="relu",
+            grad_norm=float(self.steps),
+            dead_fraction=0.0,
+            saturated_fraction=0.0,
+            mean_derivative=0.5,
+            active_fraction=1.0,
         )
         finding = type("Finding", (), {"kind": "dead_units"})
         return type(
@@ -180,14 +180,7 @@ def test_watch_runs_the_loop_inside_the_monitor(
     assert res.watch.layers[0]["grad_norm"] == 30.0
     assert res.history[0].layers is None  # nothing observed before the first step
     assert [p.layers[0]["grad_norm"] for p in res.history[1:]] == [10.0, 20.0, 30.0]
-    assert set(res.history[1].layers[0]) == {
-        "name",
-        "activation",
-        "grad_norm",
-        "dead_fraction",
-        "saturated_fraction",
-        "mean_derivative",
-    }
+    assert list(res.history[1].layers[0]) == [f.name for f in dataclasses.fields(LayerStats)]
 
 
 def test_watch_with_the_real_monitor_reports_a_planted_dead_layer(digits: data.Dataset) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from tests.monitor.helpers import mlp, train
 from torch import nn
@@ -91,3 +92,77 @@ def test_findings_are_json_safe_and_readable():
     d = f.to_dict()
     assert set(d) == {"kind", "layers", "severity", "message", "evidence", "remedy", "step"}
     assert f.kind in str(f) and "Remedy:" in str(f)
+
+
+def _finding(rep, kind):
+    found = [f for f in rep.findings if f.kind == kind]
+    assert len(found) <= 1, [str(f) for f in found]
+    return found[0] if found else None
+
+
+def test_vanishing_remedy_for_saturating_activations_is_to_switch_them():
+    torch.manual_seed(0)
+    rep = _run(mlp(nn.Sigmoid, depth=20, width=32, d_in=64, d_out=10), steps=1)
+    f = _finding(rep, "vanishing_gradients")
+    assert f.remedy.startswith("switch the hidden activations to ReLU-family ones")
+
+
+def test_vanishing_remedy_for_a_too_small_init_is_to_initialise_for_the_activation():
+    torch.manual_seed(0)
+    model = mlp(nn.ReLU, depth=20, width=64, d_in=64, d_out=10, init="he")
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(0.5)  # half of He: the gradient halves at every layer
+    rep = _run(model, steps=1)
+    f = _finding(rep, "vanishing_gradients")
+    assert f.layers[0] == "1" and f.severity == "critical"
+    assert f.remedy.startswith("initialise for the activation")
+
+
+@pytest.mark.parametrize(
+    ("factor", "severity"), [(1.0, None), (30.0, None), (1e3, "warning"), (1e5, "critical")]
+)
+def test_a_gradient_that_jumps_over_its_median_is_exploding(factor, severity):
+    torch.manual_seed(0)
+    model = mlp(nn.ReLU, depth=3, width=32, d_in=16, d_out=4, init="he")
+    g = torch.Generator().manual_seed(0)
+    with gs.watch(model, every=1) as mon:
+        for step in range(8):  # no optimizer: the same weights, a similar gradient each step
+            loss = model(torch.randn(32, 16, generator=g)).square().mean()
+            (loss * (factor if step == 7 else 1.0)).backward()
+            model.zero_grad()
+            mon.step()
+    f = _finding(mon.report(), "exploding_gradients")
+    if severity is None:
+        assert f is None
+        return
+    assert f.severity == severity and "jumped" in f.message
+    assert f.layers == ("1", "3", "5")
+    for growth in f.evidence["growth_over_median"].values():
+        assert growth == pytest.approx(factor, rel=0.5)
+    assert "clip_grad_norm_" in f.remedy
+
+
+def test_the_gradient_of_a_depth_that_shrinks_it_is_not_exploding():
+    torch.manual_seed(0)
+    model = mlp(nn.ReLU, depth=12, width=128, d_in=64, d_out=10, init="he")
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(0.6)
+    rep = _run(model, steps=1)
+    assert _finding(rep, "exploding_gradients") is None
+    assert _finding(rep, "vanishing_gradients") is not None
+
+
+def test_dead_units_of_an_activation_that_cannot_die_get_the_general_remedy():
+    torch.manual_seed(0)
+    model = mlp(nn.ELU, depth=3, width=64, d_in=64, d_out=10)
+    with torch.no_grad():
+        model[2].bias[:40] = -1e4  # elu'(-1e4) = e^-1e4 = 0: no gradient, as dead as a relu's
+    rep = _run(model, steps=2)
+    f = _finding(rep, "dead_units")
+    assert f.layers == ("3",) and f.evidence["dead_units"] == {"3": 40}
+    assert "LeakyReLU" not in f.remedy
+    assert f.remedy.startswith("revive them with mon.revive_dead(optimizer); lower the learning rate")

@@ -156,25 +156,38 @@ class DropNet(nn.Module):
         return self.head(x)
 
 
-def test_a_model_with_dropout_is_replayed_from_its_rng_state_and_the_origin_found():
+def _count_rng_reads(monkeypatch) -> list[int]:
+    """Counts torch.get_rng_state calls: the monitor keeps the RNG state of a step it may
+    replay, and only when the model has a random op."""
+    reads: list[int] = []
+    real = torch.get_rng_state
+    monkeypatch.setattr(torch, "get_rng_state", lambda: reads.append(1) or real())
+    return reads
+
+
+def test_a_model_with_dropout_is_replayed_from_its_rng_state_and_the_origin_found(monkeypatch):
     torch.manual_seed(0)
     model = DropNet(k=2)
+    reads = _count_rng_reads(monkeypatch)
     with gs.watch(model) as mon:
         F.cross_entropy(model(torch.randn(8, 16)), torch.randint(0, 2, (8,))).backward()
         mon.step()
-        assert mon._random and mon._rng is not None
+    assert reads  # dropout draws random numbers: the replay needs the state they came from
     (f,) = [f for f in mon.report().findings if f.kind == "non_finite" and f.evidence["phase"] == "forward"]
     assert f.layers == ("sqrt#0",) and f.evidence["op"] == "sqrt"
 
 
-def test_no_rng_capture_without_random_ops_and_entry_checked_by_its_bias_grad():
+def test_no_rng_capture_without_random_ops(monkeypatch):
     model = Net(None, 0)
+    reads = _count_rng_reads(monkeypatch)
     with gs.watch(model) as mon:
-        for _ in range(2):
+        for step in range(3):
+            if step == 1:
+                reads.clear()  # the first step, before the model's ops are known, keeps it
             F.cross_entropy(model(torch.randn(16, 8)), torch.randint(0, 2, (16,))).backward()
             mon.step()
-        assert not mon._random and mon._rng is None  # nothing random: nothing to capture
-        assert mon._entry_params == [model.blocks[0].fc.bias] and not mon._hooked_entries
+    assert not reads  # nothing random: nothing to capture
+    assert not mon.report().findings
 
 
 class EmbedNet(nn.Module):
@@ -193,7 +206,6 @@ def test_an_embedding_entry_is_checked_by_a_gradient_hook_and_a_backward_nan_is_
     with gs.watch(model) as mon:
         F.cross_entropy(model(torch.randint(0, 50_000, (6,))), torch.randint(0, 2, (6,))).backward()
         mon.step()
-        assert mon._hooked_entries == [model.emb] and not mon._entry_params
     (f,) = [f for f in mon.report().findings if f.kind == "non_finite"]
     assert f.evidence["phase"] == "backward" and f.evidence["module"] == "block"
 
@@ -206,8 +218,6 @@ def test_a_backward_nan_is_found_through_the_entry_bias_or_weight_gradient(bias)
     with gs.watch(model) as mon:
         F.cross_entropy(model(torch.randn(16, 8)), torch.randint(0, 2, (16,))).backward()
         mon.step()
-        fc = model.blocks[0].fc
-        assert mon._entry_params == [fc.bias if bias else fc.weight] and not mon._hooked_entries
     (f,) = [f for f in mon.report().findings if f.kind == "non_finite"]
     assert f.evidence["phase"] == "backward" and f.evidence["module"] == "blocks.2"
 
@@ -313,7 +323,6 @@ def test_a_step_reads_the_host_once_to_check_for_nan(one_sync, model):
             mon.step()
             if step > 0:  # step 0 is logged and finds the model's layout
                 assert len(one_sync) == 1, one_sync
-        assert bool(mon._hooked_entries) == (model == "hooked-entry")
     assert not [f for f in mon.report().findings if f.kind == "non_finite"]
 
 

@@ -39,6 +39,22 @@ def _gs_torch() -> Any:
     return _torch
 
 
+def _aten() -> Any:
+    import torch
+
+    return torch.ops.aten
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def _one_minus_square(y, out=None):
+    return _torch().addcmul(y.new_ones(()), y, y, value=-1, out=out)  # tanh': 1 - y*y
+
+
 # --- relu ------------------------------------------------------------------------------------
 def _relu(ops, x, p):
     return ops.relu(x)
@@ -68,6 +84,12 @@ register(
         derivative_keeps_nan=False,
         kink=lambda p: 0.0,
         output_df=_relu_out,
+        torch_output_df=lambda p: lambda y, out=None: _torch().sign(y, out=out),  # y >= 0
+        torch_backward=lambda p: (
+            (lambda g, x: _aten().threshold_backward.grad_input(g, x, 0, grad_input=g))
+            if p[DERIVATIVE_AT_ZERO] == 0.0
+            else None
+        ),
         native_module=lambda p: _nn().ReLU() if p[DERIVATIVE_AT_ZERO] == 0.0 else None,
         reference="Nair & Hinton 2010; Glorot, Bordes & Bengio 2011",
         example=""">>> gs.activation("relu").derivative([-1.0, 0.0, 2.0])
@@ -117,6 +139,15 @@ register(
         params=(Param("negative_slope", 0.01, "slope a for x < 0"),),
         kink=lambda p: p["negative_slope"],
         output_df=_leaky_out,
+        torch_backward=lambda p: (
+            (
+                lambda g, x: _aten().leaky_relu_backward.grad_input(
+                    g, x, float(p["negative_slope"]), False, grad_input=g
+                )
+            )
+            if p[DERIVATIVE_AT_ZERO] == p["negative_slope"]
+            else None
+        ),
         native_module=lambda p: (
             _nn().LeakyReLU(p["negative_slope"])
             if p[DERIVATIVE_AT_ZERO] == p["negative_slope"]
@@ -206,6 +237,15 @@ register(
         params=(Param("alpha", 1.0, "the negative saturation value is -alpha"),),
         kink=lambda p: p["alpha"],
         output_df=_elu_out,
+        torch_backward=lambda p: (
+            (
+                lambda g, x: _aten().elu_backward.grad_input(
+                    g, float(p["alpha"]), 1, 1, False, x, grad_input=g
+                )
+            )
+            if p[DERIVATIVE_AT_ZERO] == p["alpha"]
+            else None
+        ),
         native_module=lambda p: (
             _nn().ELU(p["alpha"]) if p[DERIVATIVE_AT_ZERO] == p["alpha"] else None
         ),
@@ -249,6 +289,15 @@ register(
         df=_selu_d,
         kink=lambda p: SELU_SCALE * SELU_ALPHA,
         output_df=_selu_out,
+        torch_backward=lambda p: (
+            (
+                lambda g, x: _aten().elu_backward.grad_input(
+                    g, SELU_ALPHA, SELU_SCALE, 1, False, x, grad_input=g
+                )
+            )
+            if p[DERIVATIVE_AT_ZERO] == SELU_SCALE * SELU_ALPHA
+            else None
+        ),
         native_module=lambda p: (
             _nn().SELU() if p[DERIVATIVE_AT_ZERO] == SELU_SCALE * SELU_ALPHA else None
         ),
@@ -282,6 +331,7 @@ register(
         f=_sigmoid,
         df=_sigmoid_d,
         output_df=lambda p: lambda ops, y, p: y * (1 - y),
+        torch_output_df=lambda p: lambda y, out=None: _torch().addcmul(y, y, y, value=-1, out=out),
         native_module=lambda p: _nn().Sigmoid(),
         example=""">>> gs.activation("sigmoid").derivative([0.0])
 array([0.25])""",
@@ -312,6 +362,7 @@ register(
         f=_tanh,
         df=_tanh_d,
         output_df=lambda p: lambda ops, y, p: 1 - ops.square(y),
+        torch_output_df=lambda p: _one_minus_square,
         native_module=lambda p: _nn().Tanh(),
         example=""">>> gs.activation("tanh").derivative([0.0])
 array([1.])""",
@@ -360,6 +411,9 @@ register(
             Param("threshold", 20.0, "above beta * x > threshold, return x"),
         ),
         output_df=lambda p: _softplus_out,
+        torch_backward=lambda p: lambda g, x: _aten().softplus_backward.grad_input(
+            g, x, float(p["beta"]), float(p["threshold"]), grad_input=g
+        ),
         native_module=lambda p: _nn().Softplus(beta=p["beta"], threshold=p["threshold"]),
         reference="Dugas et al. 2001",
         example=""">>> gs.activation("softplus")([0.0])
@@ -413,6 +467,9 @@ register(
                 choices=("none", "tanh"),
             ),
         ),
+        torch_backward=lambda p: lambda g, x: _aten().gelu_backward.grad_input(
+            g, x, approximate=p["approximate"], grad_input=g
+        ),
         native_module=lambda p: _nn().GELU(approximate=p["approximate"]),
         reference="Hendrycks & Gimpel 2016",
         example=""">>> gs.activation("gelu").derivative_bound
@@ -431,6 +488,10 @@ def _swish_d(ops, x, p):
     return ops.sigmoid(bx) * (1.0 + bx * ops.sigmoid(-bx))
 
 
+def _silu_backward(g, x):
+    return _aten().silu_backward.grad_input(g, x, grad_input=g)
+
+
 register(
     Spec(
         name="silu",
@@ -444,6 +505,7 @@ register(
         derivative_latex=r"\sigma(x)\,\bigl(1 + x\,(1 - \sigma(x))\bigr)",
         f=lambda ops, x, p: _swish(ops, x, {"beta": 1.0}),
         df=lambda ops, x, p: _swish_d(ops, x, {"beta": 1.0}),
+        torch_backward=lambda p: _silu_backward,
         native_module=lambda p: _nn().SiLU(),
         reference="Hendrycks & Gimpel 2016; Elfwing, Uchibe & Doya 2018",
         example=""">>> gs.activation("silu").derivative_bound
@@ -466,6 +528,7 @@ register(
         f=_swish,
         df=_swish_d,
         params=(Param("beta", 1.0, "gate sharpness (learned in the module)"),),
+        torch_backward=lambda p: _silu_backward if p["beta"] == 1.0 else None,
         native_module=lambda p: _gs_torch().Swish(beta=p["beta"]),
         reference="Ramachandran, Zoph & Le 2017",
         example=""">>> gs.activation("swish", beta=1.702)([1.0])

@@ -82,6 +82,11 @@ class Spec:
     output_df: Callable[[Mapping[str, Any]], Formula | None] | None = None
     # params -> an equivalent native nn.Module, or None when gradsight's own module is needed
     native_module: Callable[[Mapping[str, Any]], Any] | None = None
+    # params -> (y, out=None) -> f'(x) from the output in one torch kernel, or None (see _fast)
+    torch_output_df: Callable[[Mapping[str, Any]], Callable[..., Any] | None] | None = None
+    # params -> (g, x) -> g * f'(x) by PyTorch's own backward kernel written over g, or None
+    # where there is none or its kink convention differs from params' (see _fast)
+    torch_backward: Callable[[Mapping[str, Any]], Callable[..., Any] | None] | None = None
     inner: str | None = None  # gated forms: the plain activation applied to the first half
     derivative_keeps_nan: bool = True  # False: df maps nan to a number and the core masks it
     reference: str = ""
@@ -329,6 +334,25 @@ class Activation:
         from_output.__doc__ = f"f'(x) of {self!r} from its output y = f(x)."
         return from_output
 
+    @property
+    def fast_output_derivative(self) -> Callable[..., Any] | None:
+        """``(y, out=None) -> f'(x)`` on torch tensors from the output y = f(x), in as few
+        kernels as the entry allows (one for relu, sigmoid, tanh), written into ``out`` where
+        given; no NaN masking. None where ``output_derivative`` is None. For hot loops."""
+        from gradsight.activations import _fast
+
+        return _fast.output_derivative(self)
+
+    @property
+    def fast_derivative(self) -> Callable[..., Any]:
+        """``(x, out=None) -> f'(x)`` on torch tensors: PyTorch's own backward kernel with a
+        unit gradient where the entry declares one for these parameters (its kink convention),
+        else the catalog formula with ``derivative_at_zero`` at x == 0; no NaN masking. Gated
+        forms: f'(a) of the inner function. For hot loops."""
+        from gradsight.activations import _fast
+
+        return _fast.derivative(self)
+
     # -- properties (computed numerically from f and f', cached per name and params) -------
     def _props(self) -> Any:
         from gradsight.activations import _properties
@@ -359,6 +383,18 @@ class Activation:
     def saturates(self) -> bool:
         """f' -> 0 in both tails: large inputs of either sign pass (almost) no gradient."""
         return self._props().saturates
+
+    @property
+    def can_die(self) -> bool:
+        """f' is exactly 0 on a whole half-line (relu, relu2; not leaky_relu, elu): a unit whose
+        pre-activations all land there gets no gradient, so nothing can move it back -- it dies."""
+        return self._props().can_die
+
+    @property
+    def rectifier(self) -> bool:
+        """f is linear for x < 0 and steeper for x > 0 (relu, leaky_relu, prelu, relu2; reglu
+        through its gate): the family He initialisation (gain sqrt 2) was derived for."""
+        return self._props().rectifier
 
     @property
     def zero_centered(self) -> bool:

@@ -29,6 +29,8 @@ class Properties:
     is_smooth: bool  # f' continuous: left and right limits agree at 0
     saturates: bool  # |f'| -> 0 at both x -> -inf and x -> +inf
     zero_centered: bool  # |E f(z)| <= 1e-3 * sqrt(E f(z)^2) for z ~ N(0, 1)
+    can_die: bool  # f' == 0 exactly on a whole half-line (x < 0 or x > 0) of the grid
+    rectifier: bool  # f' one constant on the whole negative half-line, larger for x > 0
 
 
 _cache: OrderedDict[tuple, Properties] = OrderedDict()
@@ -86,10 +88,14 @@ def compute(act: Any, df: Callable[[np.ndarray], np.ndarray]) -> Properties:
     left, right = (float(v) for v in np.asarray(df(np.array([-h, h]))))
     smooth = abs(left - right) <= 1e-5 * max(1.0, abs(left), abs(right))
     saturates = bool(np.all(near < 1e-6))
+    # a unit whose pre-activations all fall where f' is exactly 0 gets no gradient to leave by
+    can_die = bool(np.all(d[GRID < 0] == 0) or np.all(d[GRID > 0] == 0))
+    left = d[GRID < 0]
+    rectifier = bool(np.all(left == left[0]) and np.all(d[GRID > 0] > left[0]))
 
     fz = np.asarray(act(_Z), dtype=np.float64)
     mean = float(np.sum(fz * _PHI))
     rms = math.sqrt(float(np.sum(fz * fz * _PHI)))
     zero_centered = abs(mean) <= 1e-3 * rms
 
-    return Properties(bound, monotonic, smooth, saturates, zero_centered)
+    return Properties(bound, monotonic, smooth, saturates, zero_centered, can_die, rectifier)

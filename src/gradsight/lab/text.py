@@ -19,7 +19,7 @@ Layout:
   beat. Both use add-k smoothing with k chosen on the train split only.
 
 >>> c = load_corpus()
->>> c.vocab_size, len(c.train) + len(c.val) == len(c.text)     # doctest: +SKIP
+>>> c.vocab_size, len(c.train) + len(c.val) == len(c.text)
 (103, True)
 """
 

@@ -33,6 +33,7 @@ from torch import nn
 from gradsight.errors import GradsightError, unknown_choice
 from gradsight.lab.data import Dataset, batches
 from gradsight.lab.watching import WatchSummary, summarize
+from gradsight.monitor.records import layer_fields
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "step")
@@ -166,15 +167,7 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float,
 
 def _layer_stats(monitor: Any) -> list[dict[str, Any]]:
     rep = monitor.report()
-    keys = (
-        "name",
-        "activation",
-        "grad_norm",
-        "dead_fraction",
-        "saturated_fraction",
-        "mean_derivative",
-    )
-    return [{k: getattr(layer, k, None) for k in keys} for layer in rep.layers]
+    return [{f.name: getattr(layer, f.name) for f in layer_fields()} for layer in rep.layers]
 
 
 def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None) -> TrainResult:

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradsight.errors import GradsightError
+from gradsight.monitor.records import layer_fields
 
 __all__ = [
     "SITE_KEYS",
@@ -48,18 +49,8 @@ __all__ = [
     "summarize",
 ]
 
-# per-site numbers a summary keeps (LayerStats attribute names)
-SITE_KEYS: tuple[str, ...] = (
-    "name",
-    "activation",
-    "units",
-    "dead_fraction",
-    "saturated_fraction",
-    "grad_norm",
-    "mean_derivative",
-    "weight_grad_norm",
-    "update_ratio",
-)
+# per-site numbers a summary keeps: every LayerStats field
+SITE_KEYS: tuple[str, ...] = tuple(f.name for f in layer_fields())
 
 
 def _finite_or_none(v: Any) -> Any:

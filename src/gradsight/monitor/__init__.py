@@ -1,12 +1,21 @@
 """The stethoscope: ``gradsight.watch(model)`` diagnoses gradient flow, dead and saturated units
 and NaN origins in any PyTorch training.
 
-    >>> import gradsight as gs
-    >>> with gs.watch(model) as mon:           # doctest: +SKIP
-    ...     for xb, yb in loader:
-    ...         loss_fn(model(xb), yb).backward(); opt.step(); opt.zero_grad()
+    >>> import torch, gradsight as gs
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> with gs.watch(model, every=1) as mon:
+    ...     for _ in range(3):
+    ...         xb, yb = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    ...         torch.nn.functional.cross_entropy(model(xb), yb).backward()
+    ...         opt.step(); opt.zero_grad()
     ...         mon.step()
-    >>> rep = mon.report(); print(rep)          # doctest: +SKIP
+    >>> rep = mon.report()
+    >>> [(ls.name, ls.activation, ls.units, ls.samples, ls.dead_fraction) for ls in rep.layers]
+    [('1', 'tanh', 8, 48, 0.0)]
+    >>> rep.findings
+    []
 
 Depends on numpy and torch only (and ``gradsight.activations`` for what each activation is).
 """

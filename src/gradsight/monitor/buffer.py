@@ -62,7 +62,7 @@ class StepBuffer:
         site: Site,
         x: torch.Tensor | None,
         y: Any,
-        pre: tuple[torch.Tensor, int] | None = None,
+        pre: tuple[torch.Tensor, int, torch.Tensor | None] | None = None,
     ) -> None:
         if not isinstance(y, torch.Tensor) or not y.is_floating_point():
             return
@@ -79,9 +79,9 @@ class StepBuffer:
                     self._defer(site, x, y)  # settled at the end of the forward
                     return
                 site.eager = True  # large: measured in its hook, this step and the next ones
-            D, n = pre if pre is not None else site.unit_sums(x, y)  # (C,)
+            D, n, S = pre if pre is not None else site.unit_sums(x, y)  # (C,), (), ()
             site.units = site.unit_count(y.shape)
-            ob = Observation(site, D, n, numel=y.numel(), n_units=site.units)
+            ob = Observation(site, D, n, numel=y.numel(), n_units=site.units, saturated=S)
             if y.requires_grad:
                 y.register_hook(ob.on_grad)
             self._obs.append(ob)
@@ -132,9 +132,9 @@ class StepBuffer:
                     else:
                         read, version, node, nr, numel = entry.read, entry.version, entry.node, entry.nr, entry.numel
                     if read._version == version:
-                        D, n = site.unit_sums(read, read)  # f' reads one tensor: x or y
+                        D, n, S = site.unit_sums(read, read)  # f' reads one tensor: x or y
                         site.units = units = D.shape[0]
-                        ob = obs[i] = Observation(site, D, n, numel=numel, n_units=units)
+                        ob = obs[i] = Observation(site, D, n, numel=numel, n_units=units, saturated=S)
                         if node is not None:
                             self._watch_grad(ob, node, nr, numel, read.device.type)
                         continue

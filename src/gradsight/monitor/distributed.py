@@ -77,13 +77,13 @@ def sum_over_ranks(*arrays: Any) -> list[np.ndarray]:
 
 
 def reduce_site_sums(
-    flat: np.ndarray, n: np.ndarray, numel: np.ndarray, gsq: np.ndarray
+    flat: np.ndarray, n: np.ndarray, numel: np.ndarray, gsq: np.ndarray, sat: np.ndarray
 ) -> list[np.ndarray]:
-    """One step's site sums over all ranks: per-unit D, samples and elements summed; the
-    squared site-gradient norms summed and divided by N^2 -- the gradient of the mean of the
-    ranks' losses, the loss DDP and FSDP optimize (see the module docstring)."""
-    flat, n, numel, gsq = sum_over_ranks(flat, n, numel, gsq)
-    return [flat, n, numel, gsq / float(world_size()) ** 2]
+    """One step's site sums over all ranks: per-unit D, samples, elements and saturated counts
+    summed; the squared site-gradient norms summed and divided by N^2 -- the gradient of the
+    mean of the ranks' losses, the loss DDP and FSDP optimize (see the module docstring)."""
+    flat, n, numel, gsq, sat = sum_over_ranks(flat, n, numel, gsq, sat)
+    return [flat, n, numel, gsq / float(world_size()) ** 2, sat]
 
 
 # -- sharded parameters ----------------------------------------------------------------------

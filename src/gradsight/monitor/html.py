@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from gradsight.monitor.blocks import GROUP_ABOVE, group_by_block, human, worst_first
+from gradsight.monitor.records import layer_fields
 
 M_TOP = 20  # px above the first row of a chart
 
@@ -230,12 +231,7 @@ def render(report: Any) -> str:
             f"<div class='scroll'>{heatmap(report.history, names, 'saturated_fraction', '#ef8f00', 'saturated fraction')}</div>"
         )
     out.append("<h2>All sites</h2><table><tr>")
-    cols = [
-        ("site", "name", False), ("activation", "activation", False), ("grad norm", "grad_norm", False),
-        ("dead", "dead_fraction", True), ("saturated", "saturated_fraction", True),
-        ("E[f']", "mean_derivative", False), ("active", "active_fraction", True),
-        ("units", "units", False), ("incoming", "incoming", False), ("dW/W", "update_ratio", False),
-    ]  # fmt: skip
+    cols = [(f.metadata["label"], f.name, f.metadata["percent"]) for f in layer_fields()]
     out.append("".join(f"<th>{_e(h)}</th>" for h, _, _ in cols) + "</tr>")
     for ls in layers:
         out.append("<tr>" + "".join(f"<td>{_num(getattr(ls, a), p)}</td>" for _, a, p in cols) + "</tr>")

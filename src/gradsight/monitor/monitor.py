@@ -54,11 +54,14 @@ def _positive_int(name: str, value: Any) -> int:
 class Monitor(Discovery, Arming, StepBuffer, NonFiniteGuard, Flusher):
     """Watches one model. Create with :func:`watch`; use as a context manager.
 
-    >>> with gs.watch(model) as mon:            # doctest: +SKIP
-    ...     for xb, yb in loader:
-    ...         loss_fn(model(xb), yb).backward(); opt.step(); opt.zero_grad()
+    >>> import torch, gradsight as gs
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> with gs.watch(model) as mon:
+    ...     for _ in range(2):
+    ...         model(torch.randn(16, 4)).sum().backward(); model.zero_grad()
     ...         mon.step()
-    >>> mon.report().findings                   # doctest: +SKIP
+    >>> [ls.name for ls in mon.report().layers], mon.report().findings
+    (['1'], [])
     """
 
     def __init__(
@@ -115,7 +118,7 @@ class Monitor(Discovery, Arming, StepBuffer, NonFiniteGuard, Flusher):
         self._entry_params: list[nn.Parameter] = []  # checked by their .grad at end of backward
         self._entry_grads: list[torch.Tensor] = []  # output gradients of _hooked_entries, this backward
         self._random = True  # the forward draws random numbers (known after discovery)
-        self._pre_D: dict[nn.Module, tuple[torch.Tensor, int]] = {}
+        self._pre_D: dict[nn.Module, tuple[torch.Tensor, int, torch.Tensor | None]] = {}
 
         # step state
         self._logged = True
@@ -398,10 +401,16 @@ def watch(
         A :class:`Monitor`; use it as a context manager and call ``mon.step()`` once per
         optimizer step. Hooks are removed when the ``with`` block ends, also on an exception.
 
-    >>> with gs.watch(model, every=1) as mon:                   # doctest: +SKIP
-    ...     loss_fn(model(x), y).backward(); opt.step(); opt.zero_grad(); mon.step()
-    >>> [round(l.dead_fraction, 2) for l in mon.report().layers]  # doctest: +SKIP
-    [0.0, 0.14]
+    >>> import torch, gradsight as gs
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
+    ...                             torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> with torch.no_grad():
+    ...     model[2].bias[:2] = -1e6   # two of the second layer's 8 units can never turn on
+    >>> with gs.watch(model, every=1) as mon:
+    ...     model(torch.randn(256, 4)).sum().backward(); mon.step()
+    >>> [l.dead_fraction for l in mon.report().layers]
+    [0.0, 0.25]
     """
     if not isinstance(model, nn.Module):
         raise GradsightError(

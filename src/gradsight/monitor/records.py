@@ -7,7 +7,8 @@ TensorBoard scalar or the HTML page is one of these.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+import textwrap
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from typing import Any
 
 SEVERITIES = ("info", "warning", "critical")
@@ -25,56 +26,70 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _field(doc: str, label: str, default: Any = MISSING, *, percent: bool = False, table: bool = False,
+           scalar: bool = False) -> Any:  # fmt: skip
+    """A LayerStats field with what every reader needs to know about it, said once: ``doc``
+    (the docstring's line), ``label`` (a column header), ``percent`` (shown as a percentage),
+    ``table`` (a column of the plain-text table), ``scalar`` (a TensorBoard scalar per site)."""
+    meta = {"doc": doc, "label": label, "percent": percent, "table": table, "scalar": scalar}
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class LayerStats:
-    """Statistics of one activation site over a window of observed steps.
-
-    name               site name: module path (``"blocks.0.mlp.act"``) or functional
-                       (``"blocks.0/gelu#0"``)
-    activation         catalog name of the activation (``"relu"``, ``"gelu"`` ...)
-    grad_norm          ||dLoss/dy||_2 of the site output y, per step (median over the window)
-    dead_fraction      fraction of units with f'(z) = 0 for every sample in the window; for the
-                       relu family that is "output zero for every sample" (saturating
-                       activations report such units as saturated, never dead)
-    saturated_fraction fraction of units whose mean derivative over the window is below 1 % of
-                       sup|f'| (only for saturating activations: sigmoid, tanh; else 0)
-    mean_derivative    E[f'(z)] over all samples and units in the window: how open the valve is
-    active_fraction    fraction of units whose mean derivative is at least 1 % of sup|f'|
-    grad_rms           grad_norm / sqrt(number of elements): comparable across widths
-    backward_seen      False when no backward reached the site in the window (forward-only
-                       steps): grad_norm and grad_rms are then NaN, and read "no backward seen"
-                       in ``to_dict`` and the report table
-    units              units of the site (channels for conv-shaped outputs, else last dim)
-    samples            samples per unit seen in the window (batch x spatial positions x steps)
-    steps              observed steps in the window
-    incoming           the layer whose output feeds the site (``"3"``, ``"blocks.0.fc"``) or None
-    weight_grad_norm   ||dLoss/dW|| of the incoming layer's parameters (last observed step)
-    update_ratio       ||W_after - W_before|| / ||W_before|| of the incoming layer's parameters,
-                       measured from the optimizer step that followed the last observed backward
-    step               the last step whose data is included
-
-    Under torch.distributed (DDP, FSDP) every number covers all ranks' samples, and gradients
-    are those of the loss the optimizer follows -- the mean of the ranks' losses -- so N
-    processes report what one process reports on the same global batch:
-    grad_norm = sqrt(sum over ranks r of ||dL_r/dy_r||^2) / N (see monitor/distributed.py).
-    """
-
-    name: str
-    activation: str
-    grad_norm: float
-    dead_fraction: float
-    saturated_fraction: float
-    mean_derivative: float
-    active_fraction: float
-    grad_rms: float = math.nan
-    backward_seen: bool = True
-    units: int = 0
-    samples: int = 0
-    steps: int = 0
-    incoming: str | None = None
-    weight_grad_norm: float | None = None
-    update_ratio: float | None = None
-    step: int = 0
+    name: str = _field(
+        'site name: module path (``"blocks.0.mlp.act"``) or functional (``"blocks.0/gelu#0"``)',
+        "site", table=True,
+    )  # fmt: skip
+    activation: str = _field('catalog name of the activation (``"relu"``, ``"gelu"`` ...)', "act", table=True)
+    grad_norm: float = _field(
+        "||dLoss/dy||_2 of the site output y, per step (median over the window)",
+        "grad_norm", table=True, scalar=True,
+    )  # fmt: skip
+    dead_fraction: float = _field(
+        "fraction of units with f'(z) = 0 for every sample in the window; for the relu family "
+        'that is "output zero for every sample" (saturating activations report such units as '
+        "saturated, never dead)",
+        "dead", percent=True, table=True, scalar=True,
+    )  # fmt: skip
+    saturated_fraction: float = _field(
+        "fraction of the window's (sample, unit) pre-activations z on the flat tails, "
+        "#{|f'(z)| < 0.01 sup|f'|} / #{(sample, unit)} (tanh: |z| > 2.99, sigmoid: |z| > 5.99); "
+        "0 for activations that cannot saturate (the catalog's ``saturates``). A site raises a "
+        "``saturation`` finding when this is >= 1/4 (>= 1/2: critical), the shares at which dead "
+        "units are reported, or when its opening E[f'] / sup|f'| (``mean_derivative`` over the "
+        "activation's ``derivative_bound``) is <= 1/4",
+        "saturated", percent=True, table=True, scalar=True,
+    )  # fmt: skip
+    mean_derivative: float = _field(
+        "E[f'(z)] over all samples and units in the window: how open the valve is",
+        "E[f']", table=True, scalar=True,
+    )  # fmt: skip
+    active_fraction: float = _field(
+        "fraction of units whose mean derivative over the window is at least 1 % of sup|f'|",
+        "active", percent=True,
+    )  # fmt: skip
+    grad_rms: float = _field("grad_norm / sqrt(number of elements): comparable across widths", "grad_rms", math.nan)
+    backward_seen: bool = _field(
+        "False when no backward reached the site in the window (forward-only steps): grad_norm "
+        'and grad_rms are then NaN, and read "no backward seen" in ``to_dict`` and the report table',
+        "backward", True,
+    )  # fmt: skip
+    units: int = _field("units of the site (channels for conv-shaped outputs, else last dim)", "units", 0)
+    samples: int = _field("samples per unit seen in the window (batch x spatial positions x steps)", "samples", 0)
+    steps: int = _field("observed steps in the window", "steps", 0)
+    incoming: str | None = _field(
+        'the layer whose output feeds the site (``"3"``, ``"blocks.0.fc"``) or None', "incoming", None
+    )
+    weight_grad_norm: float | None = _field(
+        "||dLoss/dW|| of the incoming layer's parameters (last observed step)", "dL/dW", None
+    )
+    update_ratio: float | None = _field(
+        "||W_after - W_before|| / ||W_before|| of the incoming layer's parameters, measured from "
+        "the optimizer step that followed the last observed backward",
+        "dW/W", None, table=True,
+    )  # fmt: skip
+    step: int = _field("the last step whose data is included", "step", 0)
 
     def to_dict(self) -> dict[str, Any]:
         out = _clean(asdict(self))
@@ -84,6 +99,27 @@ class LayerStats:
 
 
 NO_BACKWARD = "no backward seen"  # what gradient statistics read when no backward reached a site
+
+
+def layer_fields(tag: str | None = None) -> tuple[Field, ...]:
+    """LayerStats' fields in declaration order; with ``tag`` (``"table"``, ``"scalar"``) only
+    those so marked. Every reader of LayerStats (sinks, HTML, the lab) takes its list here.
+
+    >>> [f.name for f in layer_fields("scalar")]
+    ['grad_norm', 'dead_fraction', 'saturated_fraction', 'mean_derivative']
+    """
+    return tuple(f for f in fields(LayerStats) if tag is None or f.metadata[tag])
+
+
+LayerStats.__doc__ = "Statistics of one activation site over a window of observed steps.\n\n" + "\n".join(
+    textwrap.fill(f.metadata["doc"], 100, initial_indent=f"{f.name:<19}", subsequent_indent=" " * 19)
+    for f in fields(LayerStats)
+) + (
+    "\n\nUnder torch.distributed (DDP, FSDP) every number covers all ranks' samples, and gradients\n"
+    "are those of the loss the optimizer follows -- the mean of the ranks' losses -- so N\n"
+    "processes report what one process reports on the same global batch:\n"
+    "grad_norm = sqrt(sum over ranks r of ||dL_r/dy_r||^2) / N (see monitor/distributed.py)."
+)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gradsight.monitor.records import NO_BACKWARD, Finding, LayerStats, ParamStats, _clean
+from gradsight.monitor.records import (
+    NO_BACKWARD,
+    Finding,
+    LayerStats,
+    ParamStats,
+    _clean,
+    layer_fields,
+)
 
 
 class StepRecord:
@@ -122,15 +129,8 @@ class Report:
         return self.table()
 
 
-COLUMNS = (
-    ("site", "name", False),
-    ("act", "activation", False),
-    ("grad_norm", "grad_norm", False),
-    ("dead", "dead_fraction", True),
-    ("saturated", "saturated_fraction", True),
-    ("E[f']", "mean_derivative", False),
-    ("dW/W", "update_ratio", False),
-)
+# (header, LayerStats attribute, as a percentage): the fields marked ``table``
+COLUMNS = tuple((f.metadata["label"], f.name, f.metadata["percent"]) for f in layer_fields("table"))
 
 
 def format_table(layers: list[LayerStats], findings: list[Finding], meta: dict[str, Any]) -> str:

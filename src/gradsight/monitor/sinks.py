@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from gradsight.errors import GradsightError
+from gradsight.monitor.records import layer_fields
 
 
 class Sink(Protocol):
@@ -53,12 +54,12 @@ def _num(v: Any) -> float | None:
 
 
 class TensorBoardSink:
-    """Scalars per site and layer: ``grad_norm/<site>``, ``dead_fraction/<site>``,
-    ``saturated_fraction/<site>``, ``mean_derivative/<site>``, ``update_ratio/<layer>``,
-    ``weight_grad_norm/<layer>``, and ``findings/count``. Needs the ``gradsight[tensorboard]``
-    extra."""
+    """Scalars per site and layer: ``<field>/<site>`` for each LayerStats field marked
+    ``scalar`` (``grad_norm``, ``dead_fraction``, ``saturated_fraction``, ``mean_derivative``),
+    ``update_ratio/<layer>``, ``weight_grad_norm/<layer>``, and ``findings/count``. Needs the
+    ``gradsight[tensorboard]`` extra."""
 
-    FIELDS = ("grad_norm", "dead_fraction", "saturated_fraction", "mean_derivative")
+    FIELDS = tuple(f.name for f in layer_fields("scalar"))
 
     def __init__(self, logdir: str | Path) -> None:
         try:

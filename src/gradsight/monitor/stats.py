@@ -1,16 +1,18 @@
 """From per-site observations to LayerStats: on-device sums per step, one host copy per
 batch of logged steps, a window of observed steps.
 
-Per observation of a site (one forward call) the capture keeps two device tensors:
+Per observation of a site (one forward call) the capture keeps these device tensors:
 
     D[u] = sum over the samples of unit u of f'(z)      (C,)  -- one reduction in the forward
+    S    = sum of sign(|f'(z)| - 0.01 sup|f'|)         ()    -- saturating activations only;
+           K = (n C - S) / 2 saturated (sample, unit) pairs of the n C
     ||g||  of g = dLoss/dy                             ()    -- one reduction in the backward
 
 Everything reported follows from those, over a window of the last ``window`` observed steps
 with W[u] = sum of D[u] and N = samples per unit:
 
     dead_fraction      = mean_u [ W[u] == 0 ]                 (f' = 0 for every sample)
-    saturated_fraction = mean_u [ W[u] / N < 0.01 sup|f'| ]   (saturating activations only)
+    saturated_fraction = sum of K / (N C)                     (saturating activations only)
     active_fraction    = mean_u [ W[u] / N >= 0.01 sup|f'| ]
     mean_derivative    = sum_u W[u] / (N C)
     grad_norm          = median over the window's steps of ||g|| (quadrature sum within a step)
@@ -29,9 +31,9 @@ import torch
 
 from gradsight.monitor import distributed
 from gradsight.monitor.records import LayerStats
-from gradsight.monitor.sites import Site
+from gradsight.monitor.sites import SATURATED, Site
 
-CLOSED_VALVE = 0.01  # a unit whose mean derivative is below 1 % of sup|f'| passes ~no gradient
+CLOSED_VALVE = SATURATED  # a unit whose mean derivative is below 1 % of sup|f'| passes ~no gradient
 
 
 @dataclass(eq=False, slots=True)
@@ -47,6 +49,7 @@ class Observation:
     error: Exception | None = None  # raised in the gradient hook (reported by the monitor)
     grads: list[tuple[torch.Tensor | None, ...]] = field(default_factory=list)  # node grad tuples held until read
     nr: int = 0  # which of the node's gradients is the site output's
+    saturated: torch.Tensor | None = None  # () S of Site.saturation_signs, or None
 
     def on_grad(self, g: torch.Tensor) -> None:
         """The gradient hook of the site's output: ||dLoss/dy|| of this call. A bound method
@@ -74,6 +77,7 @@ class _StepEntry:
     n: list[float]  # per site samples per unit
     gsq: list[float]  # per site sum of ||g||^2 (NO_GRAD when no gradient was seen, nan when one was non-finite)
     numel: list[float]
+    sat: list[float]  # per site K, the saturated (sample, unit) count (0: cannot saturate)
 
 
 @dataclass
@@ -92,6 +96,7 @@ class Summary:
     dead: list[float]
     closed: list[float]
     nW: list[float]
+    sat: list[float]  # per site K summed over the window
     ring: list[tuple[int, list[float], list[float], list[float]]]  # (step, n, gsq, numel)
 
     def _common(self, i: int, site: Site, c: int, extra: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +109,9 @@ class Summary:
             "incoming": site.incoming,
             "dead_fraction": dead,
             # a saturating unit (sigmoid, tanh) with f' ~ 0 is saturated, never dead
-            "saturated_fraction": closed if site.saturates else 0.0,
+            "saturated_fraction": (self.sat[i] / (self.nW[i] * c) if self.nW[i] > 0 else math.nan)
+            if site.saturates
+            else 0.0,
             "active_fraction": 1.0 - closed,
         }
         inc = extra.get(site.incoming) if site.incoming is not None else None
@@ -218,16 +225,19 @@ class StatsWindow:
         return {site: (int(a), int(a) + c) for (site, c), a in zip(self.layout, self._starts, strict=True)}
 
     # ------------------------------------------------------------------------------------
-    def _to_host(self, steps: list[list[Observation]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Every observation's D and gradient norms, of all the given steps, in one
-        device-to-host copy; per step (its D's concatenated, its norms)."""
+    def _to_host(self, steps: list[list[Observation]]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every observation's D, gradient norms and saturated count, of all the given steps,
+        in one device-to-host copy; per step (its D's concatenated, its norms, its counts)."""
         obs = [ob for step in steps for ob in step]
         if not obs:
-            return [(np.zeros(0), np.zeros(0)) for _ in steps]
+            return [(np.zeros(0), np.zeros(0), np.zeros(0)) for _ in steps]
         parts = [ob.D for ob in obs]
         norms = [g for ob in obs for g in ob.gnorms]
         if norms:
             parts.append(torch.stack(norms).float())
+        counts = [ob.saturated for ob in obs if ob.saturated is not None]
+        if counts:
+            parts.append(torch.stack(counts).float())
         n = sum(t.numel() for t in parts)
         if all(t.device.type == "cpu" and t.dtype == torch.float32 for t in parts):
             # into a kept buffer of the same dtype (a casting cat takes twice as long)
@@ -242,17 +252,24 @@ class StatsWindow:
         host[:] = staged.cpu().numpy()  # float64: the window sums stay exact
         out, d_pos = [], 0
         g_pos = sum(ob.n_units for ob in obs)
+        k_pos = g_pos + len(norms)
         for step in steps:
             n_d = sum(ob.n_units for ob in step)
             n_g = sum(len(ob.gnorms) for ob in step)
-            out.append((host[d_pos : d_pos + n_d], host[g_pos : g_pos + n_g]))
+            n_k = sum(ob.saturated is not None for ob in step)
+            out.append((host[d_pos : d_pos + n_d], host[g_pos : g_pos + n_g], host[k_pos : k_pos + n_k]))
             d_pos += n_d
             g_pos += n_g
+            k_pos += n_k
         return out
 
-    def _group(self, step: int, observations: list[Observation], d: np.ndarray, g: np.ndarray) -> _StepEntry:
+    def _group(
+        self, step: int, observations: list[Observation], d: np.ndarray, g: np.ndarray, k: np.ndarray
+    ) -> _StepEntry:
         """One step's observations laid out by site: flat D (U,), per site n, numel,
-        sum ||g||^2 (NO_GRAD where no gradient was seen)."""
+        sum ||g||^2 (NO_GRAD where no gradient was seen), saturated count."""
+        sat = np.zeros(len(self.layout))
+        counted = [ob.saturated is not None for ob in observations]
         S = len(self.layout)
         in_order = len(observations) == S and all(
             ob.site is site and ob.n_units == c and len(ob.gnorms) <= 1
@@ -264,27 +281,35 @@ class StatsWindow:
             have = np.array([len(ob.gnorms) == 1 for ob in observations], dtype=bool)
             gsq = np.zeros(S)
             gsq[have] = np.square(g)
-            return _StepEntry(step, d, n, np.where(have, gsq, NO_GRAD).tolist(), numel)
+            mask = np.array(counted, dtype=bool)
+            units = np.array([ob.n_units for ob in observations], dtype=np.float64)
+            sat[mask] = (np.asarray(n)[mask] * units[mask] - k) / 2  # K = (n C - S) / 2
+            return _StepEntry(step, d, n, np.where(have, gsq, NO_GRAD).tolist(), numel, sat.tolist())
         units = [c for _, c in self.layout]
         index = {site: i for i, (site, _) in enumerate(self.layout)}
         flat = np.zeros(sum(units))
         n_a, numel_a, gsq = np.zeros(S), np.zeros(S), np.zeros(S)
         have = np.zeros(S, dtype=bool)
-        pos, gpos = 0, 0
-        for ob in observations:
-            c, k = ob.n_units, len(ob.gnorms)
+        pos, gpos, kpos = 0, 0, 0
+        for ob, has_k in zip(observations, counted, strict=True):
+            c, m = ob.n_units, len(ob.gnorms)
             i = index.get(ob.site)
             if i is not None and c == units[i]:
                 a = self._starts[i]
                 flat[a : a + c] += d[pos : pos + c]
                 n_a[i] += ob.n
                 numel_a[i] += ob.numel
-                if k:
-                    gsq[i] += float(np.square(g[gpos : gpos + k]).sum())
+                if m:
+                    gsq[i] += float(np.square(g[gpos : gpos + m]).sum())
                     have[i] = True
+                if has_k:
+                    sat[i] += (ob.n * c - k[kpos]) / 2  # K = (n C - S) / 2
             pos += c
-            gpos += k
-        return _StepEntry(step, flat, n_a.tolist(), np.where(have, gsq, NO_GRAD).tolist(), numel_a.tolist())
+            gpos += m
+            kpos += has_k
+        return _StepEntry(
+            step, flat, n_a.tolist(), np.where(have, gsq, NO_GRAD).tolist(), numel_a.tolist(), sat.tolist()
+        )
 
     def finalize_many(
         self,
@@ -303,17 +328,19 @@ class StatsWindow:
             return [None] * len(steps)
         S, U = len(self.layout), int(self._units.sum())
         entries = []
-        for (step, obs), (d, g) in zip(steps, self._to_host([obs for _, obs in steps]), strict=True):
+        for (step, obs), (d, g, k) in zip(steps, self._to_host([obs for _, obs in steps]), strict=True):
             if obs:
-                entry = self._group(step, obs, d, g)
+                entry = self._group(step, obs, d, g, k)
             else:  # a rank that saw nothing this step still takes part in the all_reduce
-                entry = _StepEntry(step, np.zeros(U), [0.0] * S, [NO_GRAD] * S, [0.0] * S)
+                entry = _StepEntry(step, np.zeros(U), [0.0] * S, [NO_GRAD] * S, [0.0] * S, [0.0] * S)
             if all_reduce:
                 gsq = np.asarray(entry.gsq)
                 have = ~(gsq < 0)  # a non-finite gradient (nan) was seen
-                flat, n, numel, gsq = distributed.reduce_site_sums(entry.flat, np.asarray(entry.n), np.asarray(entry.numel), np.where(have, gsq, 0.0))
+                flat, n, numel, gsq, sat = distributed.reduce_site_sums(
+                    entry.flat, np.asarray(entry.n), np.asarray(entry.numel), np.where(have, gsq, 0.0), np.asarray(entry.sat)
+                )
                 gsq = np.where(have | (gsq > 0), gsq, NO_GRAD)
-                entry = _StepEntry(step, flat, n.tolist(), gsq.tolist(), numel.tolist())
+                entry = _StepEntry(step, flat, n.tolist(), gsq.tolist(), numel.tolist(), sat.tolist())
             entries.append(entry)
         return self._close(entries)
 
@@ -326,15 +353,16 @@ class StatsWindow:
         pad = (w - 1) - len(before)
         U, S = int(self._units.sum()), len(self.layout)
         rows = pad + len(before) + K
-        D, N = self._buffer("D", (rows, U)), self._buffer("N", (rows, S))
-        D[:pad], N[:pad] = 0.0, 0.0
+        D, N, Q = self._buffer("D", (rows, U)), self._buffer("N", (rows, S)), self._buffer("Q", (rows, S))
+        D[:pad], N[:pad], Q[:pad] = 0.0, 0.0, 0.0
         for i, e in enumerate([*before, *entries]):
-            D[pad + i], N[pad + i] = e.flat, e.n
-        W, nW = self._buffer("W", (K, U)), self._buffer("nW", (K, S))
-        W[:], nW[:] = D[0:K], N[0:K]  # row k sums rows k .. k+w-1
+            D[pad + i], N[pad + i], Q[pad + i] = e.flat, e.n, e.sat
+        W, nW, sW = self._buffer("W", (K, U)), self._buffer("nW", (K, S)), self._buffer("sW", (K, S))
+        W[:], nW[:], sW[:] = D[0:K], N[0:K], Q[0:K]  # row k sums rows k .. k+w-1
         for j in range(1, w):
             W += D[j : j + K]
             nW += N[j : j + K]
+            sW += Q[j : j + K]
         limit = self._buffer("limit", (K, U))  # samples in the window, times the threshold
         np.take(nW, self._unit_site, axis=1, out=limit)
         limit *= self._thr
@@ -344,7 +372,7 @@ class StatsWindow:
         win_sum = np.add.reduceat(W, starts, axis=1).tolist()
         dead = np.add.reduceat(np.equal(W, 0, out=flags), starts, axis=1, dtype=np.int64).tolist()
         closed = np.add.reduceat(np.less(W, limit, out=flags), starts, axis=1, dtype=np.int64).tolist()
-        nW_l = nW.tolist()
+        nW_l, sW_l = nW.tolist(), sW.tolist()
         layout = list(self.layout)
         out: list[Summary | None] = []
         for k, e in enumerate(entries):
@@ -361,6 +389,7 @@ class StatsWindow:
                     dead=dead[k],
                     closed=closed[k],
                     nW=nW_l[k],
+                    sat=sW_l[k],
                     ring=[(r.step, r.n, r.gsq, r.numel) for r in self.ring],
                 )
             )

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from gradsight.activations import activation
 from gradsight.errors import GradsightError, unknown_choice
 from gradsight.lab.models.char_transformer import (
     CharTransformer,
@@ -68,8 +69,10 @@ TITLE = (
 )
 
 FORMS: tuple[str, ...] = ("relu", "gelu", "silu", "relu2", "reglu", "geglu", "swiglu")
-PLAIN_OF: dict[str, str] = {"reglu": "relu", "geglu": "gelu", "swiglu": "silu"}  # gated -> plain
-ZERO_CAPABLE: tuple[str, ...] = ("relu", "relu2", "reglu")  # forms whose output can be exactly 0
+# gated -> its plain form, and the forms whose units can die (f' exactly 0 on a half-line): the
+# catalog's facts
+PLAIN_OF: dict[str, str] = {f: activation(f).inner.name for f in FORMS if activation(f).is_gated}
+ZERO_CAPABLE: tuple[str, ...] = tuple(f for f in FORMS if activation(f).can_die)
 
 # A difference in validation bits/char "counts" when it exceeds both this fraction of the
 # reference value and the seed spread (sample std of the paired per-seed differences). Fixed

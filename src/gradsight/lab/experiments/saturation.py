@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gradsight import activations as catalog
 from gradsight import theory
 from gradsight.lab.data import Dataset, load
 from gradsight.lab.models.mlp import MLP
@@ -33,7 +34,7 @@ from gradsight.lab.training import torch_threads
 
 NAME = "saturation"
 REL = 0.01  # saturated: |f'| below 1 % of sup|f'|
-ACTIVATIONS = ("sigmoid", "tanh")
+ACTIVATIONS = tuple(n for n in catalog.names() if catalog.activation(n).saturates)  # sigmoid, tanh
 
 
 def measure_saturation(

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gradsight.activations import activation as gs_activation
 from gradsight.lab.registry import (
     Claim,
     ExperimentResult,
@@ -40,14 +41,14 @@ from gradsight.lab.registry import (
 
 NAME = "training_speed"
 TITLE = "Training speed: steps to a target accuracy per activation"
-MATCHED_INIT = {"sigmoid": "xavier", "tanh": "xavier"}  # every other activation: "he"
 LRS = {"momentum": (0.01, 0.1, 1.0), "adam": (1e-3, 3e-3, 1e-2)}
 TARGETS = {"digits": 0.9, "mnist1d": 0.5}  # test accuracy (MLPs top out near 0.6 on MNIST-1D)
 
 
 def matched_init(activation: str) -> str:
-    """The init designed for ``activation``: Xavier for sigmoid/tanh, He for the ReLU family."""
-    return MATCHED_INIT.get(activation, "he")
+    """The init designed for ``activation``: Xavier for saturating ones (sigmoid, tanh: a
+    catalog property), He for the others (the ReLU family and its smooth kin)."""
+    return "xavier" if gs_activation(activation).saturates else "he"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Diagnostics: small objects that turn statistics into Findings.
 
-A diagnostic says its ``name``, the ``kind`` of finding it makes, what it ``needs``
-("layers", "history", "events"), ``when`` it runs ("logged": at every logged step on the
-window; "report": only when a report is built) and ``check(ctx) -> list[Finding]``. Each lives in
-its own module here and registers itself by subclassing :class:`Diagnostic`: adding one
-touches one file.
+A diagnostic says its ``name``, the ``kind`` of finding it makes, what it ``needs`` of the
+Context ("layers", "history", "params", "events"; it is shown only those) and
+``check(ctx) -> list[Finding]``. All run whenever findings are built: at each logged step
+when there are sinks, and for every report. Each lives in its own module here and registers
+itself by subclassing :class:`Diagnostic`: adding one touches one file.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def run(ctx: Context) -> list[Finding]:
     """Every registered diagnostic on ``ctx``; most severe first, then forward order."""
     out: list[Finding] = []
     for diag in REGISTRY:
-        out.extend(diag.check(ctx))
+        out.extend(diag.check(ctx.restricted(diag.needs)))
     return sorted(out, key=lambda f: SEVERITY_ORDER.get(f.severity, 3))
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
+from gradsight.errors import GradsightError
 from gradsight.monitor.records import Finding, LayerStats, ParamStats
 
 REGISTRY: list[Diagnostic] = []
@@ -22,6 +23,10 @@ class Context:
     params: list[ParamStats] = field(default_factory=list)
     events: dict[str, Any] = field(default_factory=dict)  # phase -> NonFiniteEvent
 
+    def restricted(self, needs: tuple[str, ...]) -> Context:
+        """The context with only ``needs`` (and ``step``) filled in: the rest empty."""
+        return replace(self, **{n: type(getattr(self, n))() for n in NEEDS if n not in needs})
+
     def with_gradients(self) -> list[LayerStats]:
         """Sites whose gradient RMS is known and positive, in forward order."""
         return [
@@ -29,17 +34,24 @@ class Context:
         ]
 
 
+NEEDS = tuple(f.name for f in fields(Context) if f.name != "step")  # what a diagnostic may read
+
+
 class Diagnostic:
     """One diagnosis. Subclasses set the class attributes and implement ``check``; defining the
-    subclass registers one instance."""
+    subclass registers one instance. ``needs`` names the parts of the Context it reads (of
+    ``NEEDS``); ``check`` is given a Context with only those filled in, so a diagnostic that
+    reads what it did not declare finds nothing there."""
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ("layers",)
-    when: ClassVar[str] = "logged"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        for need in cls.needs:
+            if need not in NEEDS:
+                raise GradsightError(f"diagnostic {cls.name!r} needs {need!r}; allowed: {', '.join(NEEDS)}")
         if cls.name:
             REGISTRY.append(cls())
 

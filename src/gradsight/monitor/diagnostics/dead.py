@@ -7,6 +7,7 @@ nets on random inputs show up to ~0.2 in their last layers, which stays below th
 
 from __future__ import annotations
 
+from gradsight.activations import activation
 from gradsight.monitor.diagnostics.base import Context, Diagnostic, severity, sites_have
 from gradsight.monitor.records import Finding
 
@@ -22,13 +23,13 @@ class DeadUnits(Diagnostic):
         if not bad:
             return []
         worst = max(s.dead_fraction for s in bad)
-        relu_like = any(s.activation in ("relu", "relu2", "reglu") for s in bad)
+        can_die = any(activation(s.activation).can_die for s in bad)  # relu, relu2, reglu
         remedy = (
             "revive them now with mon.revive_dead(optimizer) (re-initialises their incoming "
             "weights and optimizer state); to prevent it, use nn.LeakyReLU(0.01) (or GELU), "
             "He init (torch.nn.init.kaiming_normal_(w, nonlinearity='relu'), bias 0) and a "
             "lower learning rate or warm-up"
-            if relu_like
+            if can_die
             else "revive them with mon.revive_dead(optimizer); lower the learning rate, "
             "re-initialise the layer or normalise its input (nn.LayerNorm)"
         )

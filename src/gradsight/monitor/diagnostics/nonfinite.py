@@ -21,7 +21,6 @@ class NonFinite(Diagnostic):
     name = "non_finite"
     kind = "non_finite"
     needs = ("events",)
-    when = "report"
 
     def check(self, ctx: Context) -> list[Finding]:
         out = []

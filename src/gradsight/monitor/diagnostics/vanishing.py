@@ -10,6 +10,7 @@ A He-initialised deep ReLU MLP keeps ratio ~ 1 and a Xavier tanh MLP ~ 0.4 at de
 
 from __future__ import annotations
 
+from gradsight.activations import activation
 from gradsight.monitor.diagnostics.base import Context, Diagnostic, severity
 from gradsight.monitor.records import Finding
 
@@ -32,8 +33,7 @@ class Vanishing(Diagnostic):
             return []
         worst = min(ratios[s.name] for s in low)
         sev = severity(worst, WARN, CRIT, larger_is_worse=False) or "warning"
-        acts = sorted({s.activation for s in low})
-        if set(acts) & {"sigmoid", "tanh"}:
+        if any(activation(s.activation).saturates for s in low):  # sigmoid, tanh
             remedy = (
                 "switch the hidden activations to ReLU-family ones (nn.ReLU / nn.GELU) with He "
                 "init: torch.nn.init.kaiming_normal_(layer.weight, nonlinearity='relu'); or add "
