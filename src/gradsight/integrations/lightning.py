@@ -1,10 +1,12 @@
 """``GradsightCallback`` for Lightning (the ``gradsight[lightning]`` extra: ``pytorch_lightning``,
 or ``lightning.pytorch`` when that is the package installed).
 
-    >>> from gradsight.integrations.lightning import GradsightCallback
-    >>> cb = GradsightCallback(every=10, html=True)                # doctest: +SKIP
-    >>> pl.Trainer(max_epochs=3, callbacks=[cb]).fit(module, loader)   # doctest: +SKIP
-    >>> print(cb.report())                                         # doctest: +SKIP
+Use (a whole run is ``python examples/lightning_digits.py``)::
+
+    from gradsight.integrations.lightning import GradsightCallback
+    cb = GradsightCallback(every=10, html=True)
+    pl.Trainer(max_epochs=3, callbacks=[cb]).fit(module, loader)
+    print(cb.report())
 
 When it acts:
 on_train_start      ``gradsight.watch(module, **watch_kwargs)``, where ``module`` is the one

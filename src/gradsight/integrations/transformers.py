@@ -1,9 +1,11 @@
 """``GradsightCallback`` for the Hugging Face ``Trainer`` (the ``gradsight[hf]`` extra).
 
-    >>> from gradsight.integrations.transformers import GradsightCallback
-    >>> cb = GradsightCallback(every=10, html=True)          # doctest: +SKIP
-    >>> Trainer(model, args, train_dataset=ds, callbacks=[cb]).train()   # doctest: +SKIP
-    >>> print(cb.report())                                   # doctest: +SKIP
+Use (a whole run is ``python examples/hf_trainer.py``)::
+
+    from gradsight.integrations.transformers import GradsightCallback
+    cb = GradsightCallback(every=10, html=True)
+    Trainer(model, args, train_dataset=ds, callbacks=[cb]).train()
+    print(cb.report())
 
 When it acts:
 on_train_begin  ``gradsight.watch(model, **watch_kwargs)`` on the Trainer's model.
