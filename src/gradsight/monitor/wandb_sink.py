@@ -59,8 +59,10 @@ class WandbSink:
             (``wandb.run``), or a new ``wandb.init()`` when there is none -- which this sink
             then finishes when the monitor closes.
 
-    >>> run = wandb.init(project="demo")                          # doctest: +SKIP
-    >>> with gs.watch(model, sinks=[WandbSink(run)]) as mon: ...  # doctest: +SKIP
+    Use (a whole offline run is ``python examples/wandb_offline.py``)::
+
+        run = wandb.init(project="demo")
+        with gs.watch(model, sinks=[WandbSink(run)]) as mon: ...
     """
 
     def __init__(self, run: Any = None) -> None:
