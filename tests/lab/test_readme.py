@@ -136,3 +136,14 @@ def test_runs_of_single_experiments_merge_into_one_record_in_registry_order():
         readme.merge([a, other_seed])
     with pytest.raises(GradsightError, match="appears in two"):
         readme.merge([a, a])
+
+
+def test_the_command_line_says_a_bad_call_in_one_line_and_exits_2():
+    import subprocess
+    import sys
+
+    bad = subprocess.run([sys.executable, "-m", "gradsight.lab.readme", "bogus"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: usage: record|write|check; got ['bogus']; try 'check'"
+    helped = subprocess.run([sys.executable, "-m", "gradsight.lab.readme", "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "python -m gradsight.lab.readme check" in helped.stdout

@@ -341,5 +341,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _cli() -> int:
+    """``python -m gradsight.lab.readme``: --help prints the module's commands; a bad call is a
+    one-line error (exit 2), as in the ``gradsight`` command."""
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return 0
+    try:
+        return main()
+    except GradsightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(_cli())
