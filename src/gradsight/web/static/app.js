@@ -177,7 +177,11 @@ function onControl(el) {
   const v = el.type === "checkbox" ? el.checked : fromText(key, el.value);
   if (v === undefined) return;
   S.cfg[key] = v;
-  if (key === "activation") { S.cfg.activation_params = {}; showControls(); }
+  if (key === "activation") {
+    S.cfg.activation_params = {};
+    if (!S.cfg.layer_activations) S.cfg.layer_activation_params = null;  // they were the old activation's
+    showControls();
+  }
   if (key === "dataset") { const d = S.catalog.datasets.find(x => x.name === v); S.cfg.noise = d ? d.noise : null; showControls(); }
   if (key === "lr") { for (const p of S.panels) if (p.run && p.active) api("PATCH", `/api/runs/${p.run}`, { lr: p.cfg().lr }).catch(showError); writeURL(); return; }
   changed();
