@@ -74,6 +74,14 @@ def test_catalog_is_read_from_the_registries(client: TestClient) -> None:
         ({"dataset": "digits", "noise": 0.3}, "noise", "noise applies to the 2-D toys"),
         ({"depht": 3}, "depht", "unknown run-config field 'depht'; did you mean 'depth'?"),
         ({"depth": 3, "layer_activations": ["relu", "tanh"]}, "layer_activations", "one activation per hidden layer (3), got 2"),
+        ({"depth": 2, "activation": "leaky_relu", "layer_activation_params": [{"negativ_slope": 0.2}, {}]},
+         "layer_activation_params", "layer 0 (leaky_relu): unknown leaky_relu parameter 'negativ_slope'; "
+         "did you mean 'negative_slope'?"),
+        ({"depth": 3, "layer_activation_params": [{}, {}]}, "layer_activation_params",
+         "one object per hidden layer (3), got 2"),
+        ({"layer_activation_params": "alpha=1"}, "layer_activation_params", "must be a list of objects"),
+        ({"depth": 2, "layer_activations": ["relu", "elu"], "layer_activation_params": [{}, {"alpha": "x"}]},
+         "layer_activation_params", "layer 1 (elu): elu parameter alpha must be a number, got 'x'"),
         ([1, 2], "body", "must be a JSON object"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
@@ -82,6 +90,20 @@ def test_bad_config_is_422_with_a_message_per_field(client: TestClient, body: An
     res = client.post("/api/runs", json=body)
     assert res.status_code == 422
     assert match in res.json()["errors"][field]
+
+
+def test_per_layer_activation_params_reach_each_layer(client: TestClient) -> None:
+    # leaky_relu with negative_slope=1 is the identity: the monitor's E[f'] is exactly 1 there,
+    # while the layer left at the catalog default (0.01) passes less than 1
+    cfg = {**SMALL, "steps": 10, "layer_activations": ["leaky_relu", "leaky_relu"],
+           "layer_activation_params": [{"negative_slope": 1.0}, {}]}  # fmt: skip
+    state = wait(client, client.post("/api/runs", json=cfg).json()["id"])
+    assert state["status"] == "done"
+    default = gs.activation("leaky_relu").params
+    assert state["config"]["layer_activation_params"] == [gs.activation("leaky_relu", negative_slope=1.0).params, default]
+    first, second = state["report"]["layers"]
+    assert first["mean_derivative"] == 1.0
+    assert second["mean_derivative"] < 1.0
 
 
 def test_every_bad_field_is_named_at_once(client: TestClient) -> None:

@@ -6,11 +6,13 @@ two configs, and that the page logs no console errors. Screenshots go to
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 
@@ -102,6 +104,24 @@ def test_url_and_controls_round_trip(page: Any) -> None:
     assert page.input_value("[data-field=width]") == "40"
     assert page.input_value("[data-field=optimizer]") == "adam"
     assert page.input_value("#act-params [data-param=negative_slope]") == "0.2"
+
+
+def test_per_layer_activation_params_round_trip_url_controls_and_run(page: Any) -> None:
+    params = quote(json.dumps([{"negative_slope": 0.2}, {"alpha": 0.5}, {}]))
+    open_page(page, f"{SMALL}&layer_activations=leaky_relu,elu,relu&layer_activation_params={params}")
+    per_layer = "[data-field=layer_activations]"
+    assert page.input_value(per_layer) == "leaky_relu(negative_slope=0.2), elu(alpha=0.5), relu"
+    page.fill(per_layer, "elu(alpha=0.7), tanh, leaky_relu(negative_slope=0.3)")
+    page.dispatch_event(per_layer, "change")
+    query = parse_qs(urlparse(page.url).query)
+    assert query["layer_activations"] == ["elu,tanh,leaky_relu"]
+    assert json.loads(query["layer_activation_params"][0]) == [{"alpha": 0.7}, {}, {"negative_slope": 0.3}]
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.input_value(per_layer) == "elu(alpha=0.7), tanh, leaky_relu(negative_slope=0.3)"
+    page.click("#play")  # the server takes the per-layer parameters (a 422 would leave the run unstarted)
+    wait_status(page, "a", "done")
+    assert page.inner_text("#errors") == ""
 
 
 def _lesson(page: Any, lesson_id: str) -> None:

@@ -54,6 +54,9 @@ class RunConfig:
     activation: str = "relu"  # catalog name, for every hidden layer
     activation_params: dict[str, Any] = field(default_factory=dict)  # e.g. {"negative_slope": 0.1}
     layer_activations: list[str] | None = None  # per hidden layer names (overrides activation)
+    # per hidden layer parameters, one object per layer (e.g. [{"negative_slope": 0.2}, {}]);
+    # None = layers of the main activation take activation_params, others their defaults
+    layer_activation_params: list[dict[str, Any]] | None = None
     depth: int = 4  # hidden layers
     width: int = 16  # units per hidden layer
     init: str = "he"  # a lab init (pytorch_default, xavier, he, lecun, orthogonal) or sigma_w2
@@ -72,6 +75,13 @@ class RunConfig:
     def layer_names(self) -> list[str]:
         """The activation name of each hidden layer."""
         return list(self.layer_activations or [self.activation] * self.depth)
+
+    def layer_params(self) -> list[dict[str, Any]]:
+        """The activation parameters of each hidden layer: ``layer_activation_params`` when set,
+        else ``activation_params`` for layers of the main activation and {} for the others."""
+        if self.layer_activation_params is not None:
+            return [dict(p) for p in self.layer_activation_params]
+        return [dict(self.activation_params) if n == self.activation else {} for n in self.layer_names()]
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RunConfig))
@@ -147,6 +157,29 @@ def _activation_params(name: str, value: Any) -> dict[str, Any]:
     return activations.activation(name, **value).params
 
 
+def _layer_activation_params(names: list[str], value: Any) -> list[dict[str, Any]] | None:
+    """One validated parameter object per hidden layer, each against that layer's activation."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise GradsightError(
+            f"layer_activation_params must be a list of objects (one per hidden layer, e.g. "
+            f"[{{\"negative_slope\": 0.2}}, {{}}]) or null, got {value!r:.120}"
+        )
+    if len(value) != len(names):
+        raise GradsightError(
+            f"layer_activation_params must hold one object per hidden layer ({len(names)}), "
+            f"got {len(value)}: {value!r:.120}"
+        )
+    out = []
+    for i, (name, params) in enumerate(zip(names, value, strict=True)):
+        try:
+            out.append(activations.activation(name, **params).params)
+        except GradsightError as exc:
+            raise GradsightError(f"layer {i} ({name}): {exc}") from None
+    return out
+
+
 def _check(key: str, value: Any, cfg: dict[str, Any], lim: Limits) -> Any:
     """The validated value of one field (raises GradsightError with a teaching message)."""
     if key == "dataset":
@@ -196,7 +229,7 @@ def parse_config(body: Any, lim: Limits = LIMITS) -> RunConfig:
         if key not in FIELDS:
             errors[str(key)] = str(unknown_choice("run-config field", key, FIELDS))
     for key in FIELDS:
-        if key not in body or key == "activation_params":
+        if key not in body or key in ("activation_params", "layer_activation_params"):
             continue
         try:
             out[key] = _check(key, body[key], out, lim)
@@ -214,6 +247,12 @@ def parse_config(body: Any, lim: Limits = LIMITS) -> RunConfig:
                 f"layer_activations must name one activation per hidden layer ({cfg.depth}), "
                 f"got {len(cfg.layer_activations)}: {cfg.layer_activations!r}"
             )
+    if "layer_activation_params" in body and not errors.keys() & {"activation", "layer_activations", "depth"}:
+        try:
+            cfg.layer_activation_params = _layer_activation_params(
+                cfg.layer_names(), body["layer_activation_params"])
+        except GradsightError as exc:
+            errors["layer_activation_params"] = str(exc)
     if cfg.noise is not None and "dataset" not in errors and not is_2d(cfg.dataset):
         errors["noise"] = (
             f"noise applies to the 2-D toys ({', '.join(n for n in data.names() if is_2d(n))}), "

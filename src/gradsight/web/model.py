@@ -23,11 +23,11 @@ from gradsight.lab.models.mlp import init_linear, weight_variance
 from gradsight.web.config import SIGMA_INIT, RunConfig
 
 
-def layer_activation(cfg: RunConfig, name: str) -> activations.Activation:
-    """The catalog activation of a layer named ``name``: the run's parameters apply to layers
-    of the run's main activation, other layers take their defaults."""
-    params = cfg.activation_params if name == cfg.activation else {}
-    return activations.activation(name, **params)
+def layer_activations(cfg: RunConfig) -> list[activations.Activation]:
+    """The catalog activation of each hidden layer, with that layer's parameters
+    (:meth:`RunConfig.layer_params`: per-layer ones when given, else the run's for layers of
+    the main activation and the catalog defaults for the others)."""
+    return [activations.activation(n, **p) for n, p in zip(cfg.layer_names(), cfg.layer_params(), strict=True)]
 
 
 class PlayNet(nn.Module):
@@ -36,7 +36,7 @@ class PlayNet(nn.Module):
     def __init__(self, cfg: RunConfig, in_features: int, n_classes: int) -> None:
         super().__init__()
         self.cfg = cfg
-        self.acts_catalog = [layer_activation(cfg, n) for n in cfg.layer_names()]
+        self.acts_catalog = layer_activations(cfg)
         dims = [in_features] + [cfg.width] * cfg.depth
         self.hidden = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(cfg.depth))
         # no Identity stand-ins: the monitor links each site to the Linear that feeds it

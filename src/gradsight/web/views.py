@@ -45,12 +45,13 @@ def theory_profile(net: Any, x_train: torch.Tensor) -> dict[str, Any]:
     """``{"ratio": [depth floats] | None, "reason": str}``: ratio_l = Π_{k=l+1}^{depth} √χ_k
     (so ratio_depth = 1), or None with the reason theory does not apply."""
     cfg = net.cfg
-    names = set(cfg.layer_names())
+    kinds = {(n, tuple(sorted(p.items()))) for n, p in zip(cfg.layer_names(), cfg.layer_params(), strict=True)}
     if cfg.residual or cfg.layer_norm:
         return {"ratio": None, "reason": "mean-field theory here is for plain nets "
                 "(no residual connections, no LayerNorm)"}  # fmt: skip
-    if len(names) != 1:
-        return {"ratio": None, "reason": "mean-field theory here needs one activation for every layer"}
+    if len(kinds) != 1:
+        return {"ratio": None, "reason": "mean-field theory here needs one activation "
+                "(with the same parameters) for every layer"}  # fmt: skip
     first_w, sw2, sb2 = net.variances()
     q1 = first_w * float(x_train.pow(2).mean()) + sb2
     try:

@@ -29,16 +29,53 @@ function fromText(key, text) {
   if (text === null || text === undefined) return undefined;
   if (BOOL.has(key)) return text === "1" || text === "true";
   if (NUMERIC.has(key)) { if (text === "" && key === "noise") return null; const v = Number(text); return Number.isFinite(v) ? v : undefined; }
-  if (key === "activation_params") { try { return JSON.parse(text); } catch { return undefined; } }
+  if (key === "activation_params" || key === "layer_activation_params") { if (text === "" && key !== "activation_params") return null; try { return JSON.parse(text); } catch { return undefined; } }
   if (key === "layer_activations") return text ? text.split(",").map(s => s.trim()).filter(Boolean) : null;
   return text;
 }
 function toText(key, v) {
   if (v === null || v === undefined) return "";
   if (BOOL.has(key)) return v ? "1" : "0";
-  if (key === "activation_params") return JSON.stringify(v);
+  if (key === "activation_params" || key === "layer_activation_params") return JSON.stringify(v);
   if (key === "layer_activations") return v.join(",");
   return String(v);
+}
+
+// The per-layer input: "leaky_relu(negative_slope=0.2), elu(alpha=0.5), relu" <-> the two
+// run-config fields layer_activations (names) and layer_activation_params (one object a layer).
+function perLayerText(cfg) {
+  if (!cfg.layer_activations && !cfg.layer_activation_params) return "";
+  const names = cfg.layer_activations || Array(cfg.depth).fill(cfg.activation), ps = cfg.layer_activation_params;
+  return names.map((n, i) => {
+    const p = ps && ps[i] ? Object.entries(ps[i]) : [];
+    return p.length ? `${n}(${p.map(([k, v]) => `${k}=${v}`).join(", ")})` : n;
+  }).join(", ");
+}
+function parsePerLayer(text) {
+  const items = [];
+  let depth = 0, cur = "";
+  for (const ch of text) {
+    if (ch === "(") depth++;
+    if (ch === ")") depth--;
+    if (ch === "," && depth === 0) { items.push(cur); cur = ""; } else cur += ch;
+  }
+  items.push(cur);
+  const names = [], params = [];
+  let any = false;
+  for (const raw of items.map(t => t.trim()).filter(Boolean)) {
+    const m = raw.match(/^([A-Za-z_]\w*)\s*(?:\((.*)\))?$/);
+    if (!m) throw new Error(`per layer: cannot read ${JSON.stringify(raw)}; write name or name(param=value, …)`);
+    const p = {};
+    for (const kv of (m[2] || "").split(",").map(t => t.trim()).filter(Boolean)) {
+      const [k, ...rest] = kv.split("="), v = rest.join("=").trim().replace(/^["']|["']$/g, "");
+      if (!rest.length || !k.trim()) throw new Error(`per layer: cannot read ${JSON.stringify(kv)} in ${JSON.stringify(raw)}; write param=value`);
+      p[k.trim()] = v === "true" ? true : v === "false" ? false : v !== "" && Number.isFinite(Number(v)) ? Number(v) : v;
+    }
+    if (Object.keys(p).length) any = true;
+    names.push(m[1]); params.push(p);
+  }
+  if (!names.length) return { layer_activations: null, layer_activation_params: null };
+  return { layer_activations: names, layer_activation_params: any ? params : null };
 }
 
 function readURL() {
@@ -122,7 +159,7 @@ function readParams(root, actName) {
 function showControls() {
   for (const el of $$("[data-field]")) {
     const key = el.dataset.field, v = S.cfg[key];
-    if (el.type === "checkbox") el.checked = !!v; else el.value = toText(key, v);
+    if (el.type === "checkbox") el.checked = !!v; else el.value = key === "layer_activations" ? perLayerText(S.cfg) : toText(key, v);
   }
   paramInputs($("#act-params"), S.cfg.activation, S.cfg.activation_params, () => {
     S.cfg.activation_params = readParams($("#act-params"), S.cfg.activation); changed();
@@ -133,10 +170,18 @@ function showControls() {
 
 function onControl(el) {
   const key = el.dataset.field;
+  if (key === "layer_activations") {
+    try { Object.assign(S.cfg, parsePerLayer(el.value)); } catch (e) { showError(e); return; }
+    changed(); return;
+  }
   const v = el.type === "checkbox" ? el.checked : fromText(key, el.value);
   if (v === undefined) return;
   S.cfg[key] = v;
-  if (key === "activation") { S.cfg.activation_params = {}; showControls(); }
+  if (key === "activation") {
+    S.cfg.activation_params = {};
+    if (!S.cfg.layer_activations) S.cfg.layer_activation_params = null;  // they were the old activation's
+    showControls();
+  }
   if (key === "dataset") { const d = S.catalog.datasets.find(x => x.name === v); S.cfg.noise = d ? d.noise : null; showControls(); }
   if (key === "lr") { for (const p of S.panels) if (p.run && p.active) api("PATCH", `/api/runs/${p.run}`, { lr: p.cfg().lr }).catch(showError); writeURL(); return; }
   changed();
@@ -267,7 +312,8 @@ async function drawHist(canvas, panel, snap) {
   const name = (layers[i] && layers[i].activation) || names[i];
   const lim = Math.pow(2, Math.ceil(Math.log2(Math.max(h.hi, 0.25))));
   let cv = null;
-  try { cv = await curveFor(name, name === cfg.activation ? cfg.activation_params : {}, lim); } catch (e) { cv = null; }
+  const ps = cfg.layer_activation_params ? cfg.layer_activation_params[i] : (name === cfg.activation ? cfg.activation_params : {});
+  try { cv = await curveFor(name, ps || {}, lim); } catch (e) { cv = null; }
   const c = ctx2d(canvas), W = canvas.width, H = canvas.height;
   const X = x => (x + lim) / (2 * lim) * W, max = Math.max(...h.counts, 1), bw = (h.hi - h.lo) / h.counts.length;
   c.fillStyle = "#cbd5e1";
@@ -290,18 +336,18 @@ async function drawHist(canvas, panel, snap) {
 function remedies(f, cfg) {
   const info = actInfo(cfg.activation), out = [];
   if (f.kind === "vanishing_gradients") {
-    if (info && info.saturates) out.push(["ReLU + He init", { activation: "relu", init: "he", activation_params: {}, layer_activations: null }]);
+    if (info && info.saturates) out.push(["ReLU + He init", { activation: "relu", init: "he", activation_params: {}, layer_activations: null, layer_activation_params: null }]);
     else out.push(["He init", { init: "he" }]);
     if (!cfg.residual) out.push(["add residual connections", { residual: true }]);
   } else if (f.kind === "dead_units") {
-    out.push(["Leaky ReLU", { activation: "leaky_relu", activation_params: {}, layer_activations: null }]);
+    out.push(["Leaky ReLU", { activation: "leaky_relu", activation_params: {}, layer_activations: null, layer_activation_params: null }]);
     out.push(["lower the learning rate ×0.1", { lr: +(cfg.lr / 10).toPrecision(3) }]);
     out.push(["revive dead units", "revive"]);
   } else if (f.kind === "exploding_gradients" || f.kind === "non_finite") {
     out.push(["lower the learning rate ×0.1", { lr: +(cfg.lr / 10).toPrecision(3) }]);
   } else if (f.kind === "saturation") {
     out.push(["Xavier init", { init: "xavier" }]);
-    out.push(["ReLU + He init", { activation: "relu", init: "he", activation_params: {}, layer_activations: null }]);
+    out.push(["ReLU + He init", { activation: "relu", init: "he", activation_params: {}, layer_activations: null, layer_activation_params: null }]);
   }
   return out;
 }
@@ -316,7 +362,7 @@ class Panel {
     this.el.querySelector(".hist-layer").addEventListener("change", () => this.snap && drawHist(this.el.querySelector(".v-hist"), this, this.snap));
     $("#panels").appendChild(this.el);
   }
-  cfg() { return this.which === "b" ? { ...S.cfg, ...S.b, ...(S.b.activation ? { activation_params: {}, layer_activations: null } : {}) } : { ...S.cfg }; }
+  cfg() { return this.which === "b" ? { ...S.cfg, ...S.b, ...(S.b.activation ? { activation_params: {}, layer_activations: null, layer_activation_params: null } : {}) } : { ...S.cfg }; }
   async create(paused) {
     await this.drop();
     const body = { ...this.cfg(), paused };
