@@ -15,14 +15,14 @@ SEVERITIES = ("info", "warning", "critical")
 KINDS = ("vanishing_gradients", "exploding_gradients", "dead_units", "saturation", "non_finite")
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: non-finite floats become the strings 'nan', 'inf', '-inf'."""
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -92,7 +92,7 @@ class LayerStats:
     step: int = _field("the last step whose data is included", "step", 0)
 
     def to_dict(self) -> dict[str, Any]:
-        out = _clean(asdict(self))
+        out = json_safe(asdict(self))
         if not self.backward_seen:
             out["grad_norm"] = out["grad_rms"] = NO_BACKWARD
         return out
@@ -140,7 +140,7 @@ class ParamStats:
     step: int
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self))
+        return json_safe(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["layers"] = list(self.layers)
-        return _clean(out)
+        return json_safe(out)
 
     def __str__(self) -> str:
         where = ", ".join(self.layers[:4]) + (" ..." if len(self.layers) > 4 else "")

@@ -14,7 +14,7 @@ from gradsight.monitor.records import (
     Finding,
     LayerStats,
     ParamStats,
-    _clean,
+    json_safe,
     layer_fields,
 )
 
@@ -96,7 +96,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (non-finite floats as the strings "nan"/"inf")."""
         return {
-            "meta": _clean(self.meta),
+            "meta": json_safe(self.meta),
             "layers": [s.to_dict() for s in self.layers],
             "findings": [f.to_dict() for f in self.findings],
             "params": [p.to_dict() for p in self.params],

@@ -22,23 +22,13 @@ from typing import Any
 import torch
 
 from gradsight import theory
+from gradsight.monitor.records import json_safe  # one JSON-safe rule: the same as Report.to_dict
+from gradsight.monitor.sites import SATURATED
 
 SURFACE_GRID = 32  # cells per side of the decision surface
 HIST_BINS = 32
-SATURATED_REL = 0.01  # the monitor's saturation threshold: mean f' below 1 % of sup|f'|
 LAYER_KEYS = ("name", "activation", "grad_norm", "dead_fraction", "saturated_fraction",
               "mean_derivative", "active_fraction", "units", "update_ratio")  # fmt: skip
-
-
-def json_safe(value: Any) -> Any:
-    """Non-finite floats as the strings "nan", "inf", "-inf" (as ``Report.to_dict`` writes them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def theory_profile(net: Any, x_train: torch.Tensor) -> dict[str, Any]:
@@ -83,7 +73,7 @@ def unit_and_hist(net: Any, x: torch.Tensor) -> tuple[list[str], list[dict[str, 
     saturating = torch.tensor([bool(a.saturates) for a in acts])  # (L,)
     bound = torch.tensor([float(a.derivative_bound or 1.0) for a in acts], dtype=d.dtype)  # (L,)
     # as the monitor: a saturating unit with f' = 0 is saturated, never dead
-    sat = d.abs().mean(dim=1) < SATURATED_REL * bound[:, None]  # (L, W)
+    sat = d.abs().mean(dim=1) < SATURATED * bound[:, None]  # (L, W)
     dead = (d == 0).all(dim=1)  # (L, W)
     code = torch.full(sat.shape, ord("a"), dtype=torch.uint8)
     code[saturating[:, None] & sat] = ord("s")
