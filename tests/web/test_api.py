@@ -201,6 +201,9 @@ def test_stream_sends_snapshots_until_the_run_ends(client: TestClient) -> None:
     last = events[-1]
     assert len(last["units"]) == 2 and all(len(u) == 8 for u in last["units"])
     assert set("".join(last["units"])) <= {"a", "d", "s"}
+    # the LayerStats fields tagged "view" (monitor/records.py), in declaration order
+    assert list(last["layers"][0]) == ["name", "activation", "grad_norm", "dead_fraction", "saturated_fraction",
+                                       "mean_derivative", "active_fraction", "units", "update_ratio"]  # fmt: skip
     assert len(last["surface"]["cls"]) == last["surface"]["n"] ** 2
     assert [len(h["counts"]) for h in last["hist"]] == [32, 32]
     with_static = [e for e in events if "theory" in e]

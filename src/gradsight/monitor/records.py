@@ -27,11 +27,12 @@ def json_safe(value: Any) -> Any:
 
 
 def _field(doc: str, label: str, default: Any = MISSING, *, percent: bool = False, table: bool = False,
-           scalar: bool = False) -> Any:  # fmt: skip
+           scalar: bool = False, view: bool = False) -> Any:  # fmt: skip
     """A LayerStats field with what every reader needs to know about it, said once: ``doc``
     (the docstring's line), ``label`` (a column header), ``percent`` (shown as a percentage),
-    ``table`` (a column of the plain-text table), ``scalar`` (a TensorBoard scalar per site)."""
-    meta = {"doc": doc, "label": label, "percent": percent, "table": table, "scalar": scalar}
+    ``table`` (a column of the plain-text table), ``scalar`` (a TensorBoard scalar per site),
+    ``view`` (sent to the playground page with every snapshot)."""
+    meta = {"doc": doc, "label": label, "percent": percent, "table": table, "scalar": scalar, "view": view}
     return field(default=default, metadata=meta)
 
 
@@ -39,18 +40,18 @@ def _field(doc: str, label: str, default: Any = MISSING, *, percent: bool = Fals
 class LayerStats:
     name: str = _field(
         'site name: module path (``"blocks.0.mlp.act"``) or functional (``"blocks.0/gelu#0"``)',
-        "site", table=True,
+        "site", table=True, view=True,
     )  # fmt: skip
-    activation: str = _field('catalog name of the activation (``"relu"``, ``"gelu"`` ...)', "act", table=True)
+    activation: str = _field('catalog name of the activation (``"relu"``, ``"gelu"`` ...)', "act", table=True, view=True)
     grad_norm: float = _field(
         "||dLoss/dy||_2 of the site output y, per step (median over the window)",
-        "grad_norm", table=True, scalar=True,
+        "grad_norm", table=True, scalar=True, view=True,
     )  # fmt: skip
     dead_fraction: float = _field(
         "fraction of units with f'(z) = 0 for every sample in the window; for the relu family "
         'that is "output zero for every sample" (saturating activations report such units as '
         "saturated, never dead)",
-        "dead", percent=True, table=True, scalar=True,
+        "dead", percent=True, table=True, scalar=True, view=True,
     )  # fmt: skip
     saturated_fraction: float = _field(
         "fraction of the window's (sample, unit) pre-activations z on the flat tails, "
@@ -59,15 +60,15 @@ class LayerStats:
         "``saturation`` finding when this is >= 1/4 (>= 1/2: critical), the shares at which dead "
         "units are reported, or when its opening E[f'] / sup|f'| (``mean_derivative`` over the "
         "activation's ``derivative_bound``) is <= 1/4",
-        "saturated", percent=True, table=True, scalar=True,
+        "saturated", percent=True, table=True, scalar=True, view=True,
     )  # fmt: skip
     mean_derivative: float = _field(
         "E[f'(z)] over all samples and units in the window: how open the valve is",
-        "E[f']", table=True, scalar=True,
+        "E[f']", table=True, scalar=True, view=True,
     )  # fmt: skip
     active_fraction: float = _field(
         "fraction of units whose mean derivative over the window is at least 1 % of sup|f'|",
-        "active", percent=True,
+        "active", percent=True, view=True,
     )  # fmt: skip
     grad_rms: float = _field("grad_norm / sqrt(number of elements): comparable across widths", "grad_rms", math.nan)
     backward_seen: bool = _field(
@@ -75,7 +76,7 @@ class LayerStats:
         'and grad_rms are then NaN, and read "no backward seen" in ``to_dict`` and the report table',
         "backward", True,
     )  # fmt: skip
-    units: int = _field("units of the site (channels for conv-shaped outputs, else last dim)", "units", 0)
+    units: int = _field("units of the site (channels for conv-shaped outputs, else last dim)", "units", 0, view=True)
     samples: int = _field("samples per unit seen in the window (batch x spatial positions x steps)", "samples", 0)
     steps: int = _field("observed steps in the window", "steps", 0)
     incoming: str | None = _field(
@@ -87,7 +88,7 @@ class LayerStats:
     update_ratio: float | None = _field(
         "||W_after - W_before|| / ||W_before|| of the incoming layer's parameters, measured from "
         "the optimizer step that followed the last observed backward",
-        "dW/W", None, table=True,
+        "dW/W", None, table=True, view=True,
     )  # fmt: skip
     step: int = _field("the last step whose data is included", "step", 0)
 
@@ -102,7 +103,7 @@ NO_BACKWARD = "no backward seen"  # what gradient statistics read when no backwa
 
 
 def layer_fields(tag: str | None = None) -> tuple[Field, ...]:
-    """LayerStats' fields in declaration order; with ``tag`` (``"table"``, ``"scalar"``) only
+    """LayerStats' fields in declaration order; with ``tag`` (``"table"``, ``"scalar"``, ``"view"``) only
     those so marked. Every reader of LayerStats (sinks, HTML, the lab) takes its list here.
 
     >>> [f.name for f in layer_fields("scalar")]

@@ -1,8 +1,10 @@
 """The playground's ASGI app: a JSON API over :mod:`gradsight.web.runs` and the page's static
 files, all served from the package.
 
-    GET    /api/catalog                 activations (params, defaults), datasets, inits,
-                                        optimizers, config fields and defaults, limits
+    GET    /api/catalog                 activations (params, defaults, properties), datasets,
+                                        inits, optimizers, config fields and defaults, limits,
+                                        run actions, and per finding kind the remedies that
+                                        are settings (gradsight.web.remedies)
     GET    /api/lessons                 lesson presets with the lab's verdicts
     POST   /api/curve                   f, f' of a catalog activation on a grid (explorer)
     POST   /api/scratch                 relu_backward(dout, cache) beside autograd
@@ -38,6 +40,7 @@ from gradsight.errors import GradsightError, unknown_choice
 from gradsight.lab import data
 from gradsight.lab.training import OPTIMIZERS
 from gradsight.web import lessons as lessons_mod
+from gradsight.web import remedies
 from gradsight.web.config import (
     LIMITS,
     ConfigError,
@@ -99,6 +102,7 @@ def catalog(limits: Limits) -> dict[str, Any]:
                        for p in spec.all_params()],
             "defaults": act.params, "derivative_at_zero": act.derivative_at_zero,
             "derivative_bound": act.derivative_bound, "saturates": act.saturates,
+            "can_die": act.can_die,
         })  # fmt: skip
     datasets = [{"name": n, "noise": dataset_noise_default(n), "two_d": dataset_noise_default(n) is not None}
                 for n in data.names()]  # fmt: skip
@@ -111,6 +115,7 @@ def catalog(limits: Limits) -> dict[str, Any]:
         "fields": list(RunConfig().to_dict()),
         "limits": asdict(limits),
         "actions": list(ACTIONS),
+        "remedies": remedies.catalog(),
     }
 
 

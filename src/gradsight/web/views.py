@@ -22,13 +22,12 @@ from typing import Any
 import torch
 
 from gradsight import theory
-from gradsight.monitor.records import json_safe  # one JSON-safe rule: the same as Report.to_dict
+from gradsight.monitor.records import json_safe, layer_fields  # json_safe: as Report.to_dict
 from gradsight.monitor.sites import SATURATED
 
 SURFACE_GRID = 32  # cells per side of the decision surface
 HIST_BINS = 32
-LAYER_KEYS = ("name", "activation", "grad_norm", "dead_fraction", "saturated_fraction",
-              "mean_derivative", "active_fraction", "units", "update_ratio")  # fmt: skip
+LAYER_KEYS = tuple(f.name for f in layer_fields("view"))  # LayerStats fields the page receives
 
 
 def theory_profile(net: Any, x_train: torch.Tensor) -> dict[str, Any]:

@@ -333,23 +333,24 @@ async function drawHist(canvas, panel, snap) {
 }
 
 // ---------------------------------------------------------------- remedies
+// The catalog's "remedies" (gradsight.web.remedies) says, per finding kind, which settings act
+// on it and when; here only the generic rules: a remedy is offered when each of its "when"
+// conditions holds (a config field, or "activation.<property>" of the catalog entry), and it
+// sets "set", multiplies by "scale" (3 significant digits) or runs its "action"; one that would
+// change nothing is not offered.
+function offered(r, cfg) {
+  const info = actInfo(cfg.activation) || {};
+  const holds = Object.entries(r.when).every(([k, v]) => (k.startsWith("activation.") ? info[k.slice(11)] : cfg[k]) === v);
+  const same = (a, b) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+  return holds && (!!r.action || Object.keys(r.scale).length > 0 || Object.entries(r.set).some(([k, v]) => !same(cfg[k], v)));
+}
 function remedies(f, cfg) {
-  const info = actInfo(cfg.activation), out = [];
-  if (f.kind === "vanishing_gradients") {
-    if (info && info.saturates) out.push(["ReLU + He init", { activation: "relu", init: "he", activation_params: {}, layer_activations: null, layer_activation_params: null }]);
-    else out.push(["He init", { init: "he" }]);
-    if (!cfg.residual) out.push(["add residual connections", { residual: true }]);
-  } else if (f.kind === "dead_units") {
-    out.push(["Leaky ReLU", { activation: "leaky_relu", activation_params: {}, layer_activations: null, layer_activation_params: null }]);
-    out.push(["lower the learning rate ×0.1", { lr: +(cfg.lr / 10).toPrecision(3) }]);
-    out.push(["revive dead units", "revive"]);
-  } else if (f.kind === "exploding_gradients" || f.kind === "non_finite") {
-    out.push(["lower the learning rate ×0.1", { lr: +(cfg.lr / 10).toPrecision(3) }]);
-  } else if (f.kind === "saturation") {
-    out.push(["Xavier init", { init: "xavier" }]);
-    out.push(["ReLU + He init", { activation: "relu", init: "he", activation_params: {}, layer_activations: null, layer_activation_params: null }]);
-  }
-  return out;
+  return (S.catalog.remedies[f.kind] || []).filter(r => offered(r, cfg)).map(r => {
+    if (r.action) return [r.label, r.action];
+    const change = { ...r.set };
+    for (const [k, factor] of Object.entries(r.scale)) change[k] = +(cfg[k] * factor).toPrecision(3);
+    return [r.label, change];
+  });
 }
 
 // ---------------------------------------------------------------- a panel: one run and its views
@@ -431,7 +432,7 @@ class Panel {
 }
 
 async function applyRemedy(panel, change) {
-  if (change === "revive") { await panel.control("revive").catch(showError); return; }
+  if (typeof change === "string") { await panel.control(change).catch(showError); return; }
   if (panel.which === "b") Object.assign(S.b, change); else Object.assign(S.cfg, change);
   showControls(); changed();
   await play();
