@@ -7,7 +7,9 @@ two configs, and that the page logs no console errors. Screenshots go to
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,10 +126,15 @@ def test_per_layer_activation_params_round_trip_url_controls_and_run(page: Any) 
     assert page.inner_text("#errors") == ""
 
 
-def _lesson(page: Any, lesson_id: str) -> None:
+def _lesson(page: Any, lesson_id: str, steps: int | None = None) -> None:
+    """Open the lesson's link from the lessons tab (``steps``: that many steps instead of the
+    lesson's, for lessons whose effect shows from the first step)."""
     open_page(page, "tab=lessons")
     href = page.get_attribute(f".lesson[data-lesson={lesson_id}] a", "href")
     assert "autoplay=1" in href
+    if steps is not None:
+        href = re.sub(r"([?&])steps=\d+", rf"\g<1>steps={steps}", href)
+        assert f"steps={steps}" in href
     page.goto(f"{page.base}/{href}")
     page.wait_for_selector("body[data-ready='1']")
 
@@ -196,3 +203,117 @@ def test_closing_the_page_frees_its_run(browser: Any, server: str) -> None:
     while run_id in [r["id"] for r in runs()] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert run_id not in [r["id"] for r in runs()]
+
+
+# ---------------------------------------------------------------- what each lesson shows
+# Each remaining lesson's claim, checked on what the page's runs measured (the snapshots it
+# drew) and the findings it lists. Lessons about initialisation show their effect from the
+# first step, the large learning rate kills ReLU units within ~25 steps: the tests run fewer
+# steps than the lessons' 300.
+
+
+def _ended_panels(page: Any) -> dict[str, dict[str, Any]]:
+    """Per panel ("a", "b"): the last snapshot's layers and theory, and the finding kinds the
+    page lists, once every panel's run is done."""
+    for panel in page.evaluate("S.panels.map(p => p.which)"):
+        wait_status(page, panel, "done")
+    out = page.evaluate("Object.fromEntries(S.panels.map(p => [p.which, {layers: p.snap.layers, "
+                        "theory: p.snap.theory, cfg: p.cfg()}]))")  # fmt: skip
+    for panel, snap in out.items():
+        snap["kinds"] = page.eval_on_selector_all(f".panel[data-panel={panel}] .findings li[data-kind]",
+                                                  "els => els.map(e => e.dataset.kind)")  # fmt: skip
+        grads = [layer["grad_norm"] for layer in snap["layers"]]
+        snap["first_over_last"] = grads[0] / grads[-1]  # the gradient strip's drop through depth
+    return out
+
+
+def _near_theory(snap: dict[str, Any], factor: float = 10.0) -> bool:
+    """The measured first/last gradient ratio is within ``factor`` of the mean-field prediction
+    the page draws beside it."""
+    predicted = snap["theory"]["ratio"][0]
+    return predicted / factor < snap["first_over_last"] < predicted * factor
+
+
+def _relu_depth20(a: dict[str, Any], b: dict[str, Any]) -> None:
+    # ReLU + He keeps the strip flat; sigmoid + Xavier (panel B) loses orders of magnitude
+    assert (a["cfg"]["activation"], b["cfg"]["activation"]) == ("relu", "sigmoid")
+    assert 0.1 < a["first_over_last"] < 10 and "vanishing_gradients" not in a["kinds"]
+    assert b["first_over_last"] < 1e-8 and "vanishing_gradients" in b["kinds"]
+    assert _near_theory(a) and _near_theory(b)
+
+
+def _he_vs_xavier(a: dict[str, Any], b: dict[str, Any]) -> None:
+    # He keeps the gradient flat over 30 ReLU layers; Xavier shrinks it by √(1/2) per layer
+    assert (a["cfg"]["init"], b["cfg"]["init"]) == ("he", "xavier") and a["cfg"]["depth"] == 30
+    assert 0.1 < a["first_over_last"] < 10 and "vanishing_gradients" not in a["kinds"]
+    per_layer = b["first_over_last"] ** (1 / (len(b["layers"]) - 1))
+    assert abs(per_layer - math.sqrt(0.5)) < 0.05 and "vanishing_gradients" in b["kinds"]
+    assert _near_theory(a) and _near_theory(b)
+
+
+def _no_dead_beside_dead_relu(a: dict[str, Any], b: dict[str, Any]) -> None:
+    # the remedy's activation (Leaky ReLU, GELU) has no dead unit at the large learning rate
+    # where ReLU, in panel B, has a site with a quarter or more of its units dead
+    assert b["cfg"]["activation"] == "relu" and a["cfg"]["activation"] != "relu"
+    assert all(layer["dead_fraction"] == 0 for layer in a["layers"]) and "dead_units" not in a["kinds"]
+    assert max(layer["dead_fraction"] for layer in b["layers"]) >= 0.25 and "dead_units" in b["kinds"]
+
+
+def _saturated_tanh(a: dict[str, Any], b: None) -> None:
+    # σ_w² = 6: about one pre-activation in ten per layer on the flat tails (one in five in the
+    # first), the valve about a third open -- under the monitor's saturation line, as the text says
+    sat = [layer["saturated_fraction"] for layer in a["layers"]]
+    opening = [layer["mean_derivative"] for layer in a["layers"]]  # tanh: sup f' = 1
+    assert all(0.05 <= s < 0.25 for s in sat) and sat[0] >= 0.15
+    assert all(0.25 < o < 0.5 for o in opening) and "saturation" not in a["kinds"]
+
+
+LESSON_CHECKS = {  # lesson id -> (steps, check on panels a, b)
+    "relu_depth20": (10, _relu_depth20),
+    "he_vs_xavier": (10, _he_vs_xavier),
+    "leaky_relu_remedy": (100, _no_dead_beside_dead_relu),
+    "gelu_transformers": (100, _no_dead_beside_dead_relu),
+    "saturated_tanh": (30, _saturated_tanh),
+}
+
+
+def test_every_lesson_has_a_browser_check() -> None:
+    from gradsight.web.lessons import by_id
+
+    elsewhere = {"sigmoid_depth20", "dead_relu_large_lr", "relu_derivative"}  # tests above and below
+    assert set(LESSON_CHECKS) | elsewhere == set(by_id())
+
+
+@pytest.mark.parametrize("lesson_id", list(LESSON_CHECKS))
+def test_lesson_url_shows_what_its_text_claims(page: Any, lesson_id: str) -> None:
+    steps, check = LESSON_CHECKS[lesson_id]
+    _lesson(page, lesson_id, steps)
+    panels = _ended_panels(page)
+    check(panels["a"], panels.get("b"))
+
+
+def test_relu_derivative_lesson_opens_the_explorer(page: Any) -> None:
+    _lesson(page, "relu_derivative")
+    assert not page.is_visible("#view-train") and page.is_visible("#view-derivatives")
+    page.wait_for_selector("#ex-table tr")
+    assert "f′(0) = 0" in page.inner_text("#ex-kink")
+    assert "the same, to the bit" in page.inner_text("#ex-table")
+
+
+def test_page_offers_and_applies_remedies_as_the_table_says(page: Any) -> None:
+    # the page's generic remedy code against gradsight.web.remedies on every finding kind,
+    # catalog activation and residual setting (no training: the page's own function)
+    from gradsight.web.config import RunConfig, elementwise_activations
+    from gradsight.web.remedies import REMEDIES, apply, offered
+
+    open_page(page, "tab=lessons")
+    cases, expected = [], []
+    for kind, rems in REMEDIES.items():
+        for act in elementwise_activations():
+            for residual in (False, True):
+                cfg = {**RunConfig(activation=act, residual=residual, init="xavier", lr=0.3).to_dict()}
+                cases.append([{"kind": kind}, cfg])
+                expected.append([[r.label, r.action or apply(r, cfg)] for r in rems if offered(r, cfg)])
+    got = page.evaluate("cases => cases.map(([f, cfg]) => remedies(f, cfg).map(([label, change]) => "
+                        "[label, typeof change === 'string' ? change : {...cfg, ...change}]))", cases)  # fmt: skip
+    assert got == expected
