@@ -304,11 +304,11 @@ def test_page_offers_and_applies_remedies_as_the_table_says(page: Any) -> None:
     # the page's generic remedy code against gradsight.web.remedies on every finding kind,
     # catalog activation and residual setting (no training: the page's own function)
     from gradsight.web.config import RunConfig, elementwise_activations
-    from gradsight.web.remedies import REMEDIES, apply, offered
+    from gradsight.web.remedies import apply, by_kind, offered
 
     open_page(page, "tab=lessons")
     cases, expected = [], []
-    for kind, rems in REMEDIES.items():
+    for kind, rems in by_kind().items():
         for act in elementwise_activations():
             for residual in (False, True):
                 cfg = {**RunConfig(activation=act, residual=residual, init="xavier", lr=0.3).to_dict()}

@@ -4,7 +4,8 @@ files, all served from the package.
     GET    /api/catalog                 activations (params, defaults, properties), datasets,
                                         inits, optimizers, config fields and defaults, limits,
                                         run actions, and per finding kind the remedies that
-                                        are settings (gradsight.web.remedies)
+                                        are settings (gradsight.web.remedies, from the
+                                        monitor's diagnostics)
     GET    /api/lessons                 lesson presets with the lab's verdicts
     POST   /api/curve                   f, f' of a catalog activation on a grid (explorer)
     POST   /api/scratch                 relu_backward(dout, cache) beside autograd

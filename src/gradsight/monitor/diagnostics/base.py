@@ -1,4 +1,5 @@
-"""The Diagnostic base class, the registry it fills, and the Context diagnostics read."""
+"""The Diagnostic base class, the registry it fills, the Context diagnostics read, and the
+SettingRemedy records with which a diagnostic names the remedies that are training settings."""
 
 from __future__ import annotations
 
@@ -37,15 +38,44 @@ class Context:
 NEEDS = tuple(f.name for f in fields(Context) if f.name != "step")  # what a diagnostic may read
 
 
+@dataclass(frozen=True)
+class SettingRemedy:
+    """A remedy that is a setting of the training run, as data (the playground's one-click
+    "apply"; gradsight.web.remedies applies it). Setting names are the playground's run-config
+    fields (gradsight.web.config.RunConfig).
+
+    label   what it does, in a few words
+    set     settings to set, e.g. {"init": "he"}; setting "activation" switches every hidden
+            layer to it with its default parameters
+    scale   numeric settings to multiply, e.g. {"lr": 0.1}
+    action  an action on the run instead ("revive": Monitor.revive_dead)
+    when    conditions for it to apply, all of them: a setting and its value
+            ({"residual": False}) or "activation.<property>" and that catalog property of the
+            run's activation ({"activation.saturates": True})
+    """
+
+    label: str
+    set: dict[str, Any] = field(default_factory=dict)
+    scale: dict[str, float] = field(default_factory=dict)
+    action: str | None = None
+    when: dict[str, Any] = field(default_factory=dict)
+
+
+LOWER_LR = SettingRemedy("lower the learning rate ×0.1", scale={"lr": 0.1})
+RELU_HE = SettingRemedy("ReLU + He init", set={"activation": "relu", "init": "he"})
+
+
 class Diagnostic:
     """One diagnosis. Subclasses set the class attributes and implement ``check``; defining the
     subclass registers one instance. ``needs`` names the parts of the Context it reads (of
     ``NEEDS``); ``check`` is given a Context with only those filled in, so a diagnostic that
-    reads what it did not declare finds nothing there."""
+    reads what it did not declare finds nothing there. ``setting_remedies``: those of its
+    findings' remedies that are training settings (what the playground can apply)."""
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ("layers",)
+    setting_remedies: ClassVar[tuple[SettingRemedy, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -8,7 +8,14 @@ nets on random inputs show up to ~0.2 in their last layers, which stays below th
 from __future__ import annotations
 
 from gradsight.activations import activation
-from gradsight.monitor.diagnostics.base import Context, Diagnostic, severity, sites_have
+from gradsight.monitor.diagnostics.base import (
+    LOWER_LR,
+    Context,
+    Diagnostic,
+    SettingRemedy,
+    severity,
+    sites_have,
+)
 from gradsight.monitor.records import Finding
 
 WARN, CRIT = 0.25, 0.5
@@ -17,6 +24,11 @@ WARN, CRIT = 0.25, 0.5
 class DeadUnits(Diagnostic):
     name = "dead"
     kind = "dead_units"
+    setting_remedies = (
+        SettingRemedy("Leaky ReLU", set={"activation": "leaky_relu"}, when={"activation.can_die": True}),
+        LOWER_LR,
+        SettingRemedy("revive dead units", action="revive"),
+    )
 
     def check(self, ctx: Context) -> list[Finding]:
         bad = [s for s in ctx.layers if s.dead_fraction == s.dead_fraction and s.dead_fraction >= WARN]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from gradsight.monitor.diagnostics.base import Context, Diagnostic, severity
+from gradsight.monitor.diagnostics.base import LOWER_LR, Context, Diagnostic, severity
 from gradsight.monitor.records import Finding
 
 WARN, CRIT = 1e2, 1e4
@@ -27,6 +27,7 @@ class Exploding(Diagnostic):
     name = "exploding"
     kind = "exploding_gradients"
     needs = ("layers", "history")
+    setting_remedies = (LOWER_LR,)
 
     def check(self, ctx: Context) -> list[Finding]:
         out: list[Finding] = []

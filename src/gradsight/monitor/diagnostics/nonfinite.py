@@ -4,7 +4,7 @@ inputs were finite. Made from the monitor's events, so it runs whenever findings
 
 from __future__ import annotations
 
-from gradsight.monitor.diagnostics.base import Context, Diagnostic
+from gradsight.monitor.diagnostics.base import LOWER_LR, Context, Diagnostic
 from gradsight.monitor.nonfinite import remedy_for
 from gradsight.monitor.records import Finding
 
@@ -21,6 +21,7 @@ class NonFinite(Diagnostic):
     name = "non_finite"
     kind = "non_finite"
     needs = ("events",)
+    setting_remedies = (LOWER_LR,)
 
     def check(self, ctx: Context) -> list[Finding]:
         out = []

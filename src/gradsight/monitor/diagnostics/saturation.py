@@ -24,7 +24,14 @@ and opening > 0.4, before and after training on digits; a PyTorch-default sigmoi
 from __future__ import annotations
 
 from gradsight.activations import activation
-from gradsight.monitor.diagnostics.base import Context, Diagnostic, severity, sites_have
+from gradsight.monitor.diagnostics.base import (
+    RELU_HE,
+    Context,
+    Diagnostic,
+    SettingRemedy,
+    severity,
+    sites_have,
+)
 from gradsight.monitor.records import Finding
 
 WARN, CRIT = 0.25, 0.5  # saturated_fraction
@@ -39,6 +46,7 @@ def opening(name: str, mean_derivative: float) -> float:
 class Saturation(Diagnostic):
     name = "saturation"
     kind = "saturation"
+    setting_remedies = (SettingRemedy("Xavier init", set={"init": "xavier"}), RELU_HE)
 
     def check(self, ctx: Context) -> list[Finding]:
         measured = [

@@ -10,8 +10,10 @@ A He-initialised deep ReLU MLP keeps ratio ~ 1 and a Xavier tanh MLP ~ 0.4 at de
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from gradsight.activations import activation
-from gradsight.monitor.diagnostics.base import Context, Diagnostic, severity
+from gradsight.monitor.diagnostics.base import RELU_HE, Context, Diagnostic, SettingRemedy, severity
 from gradsight.monitor.records import Finding
 
 WARN, CRIT = 1e-2, 1e-4
@@ -21,6 +23,11 @@ class Vanishing(Diagnostic):
     name = "vanishing"
     kind = "vanishing_gradients"
     needs = ("layers",)
+    setting_remedies = (
+        replace(RELU_HE, when={"activation.saturates": True}),
+        SettingRemedy("He init", set={"init": "he"}, when={"activation.saturates": False}),
+        SettingRemedy("add residual connections", set={"residual": True}, when={"residual": False}),
+    )
 
     def check(self, ctx: Context) -> list[Finding]:
         layers = ctx.with_gradients()

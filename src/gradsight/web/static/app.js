@@ -333,11 +333,11 @@ async function drawHist(canvas, panel, snap) {
 }
 
 // ---------------------------------------------------------------- remedies
-// The catalog's "remedies" (gradsight.web.remedies) says, per finding kind, which settings act
-// on it and when; here only the generic rules: a remedy is offered when each of its "when"
-// conditions holds (a config field, or "activation.<property>" of the catalog entry), and it
-// sets "set", multiplies by "scale" (3 significant digits) or runs its "action"; one that would
-// change nothing is not offered.
+// The catalog's "remedies" (gradsight.web.remedies, from the monitor's diagnostics) says, per
+// finding kind, which settings act on it and when; here only the generic rules: a remedy is
+// offered when each of its "when" conditions holds (a config field, or "activation.<property>"
+// of the catalog entry) and it would change something; it sets "set", multiplies by "scale"
+// (3 significant digits) or runs its "action".
 function offered(r, cfg) {
   const info = actInfo(cfg.activation) || {};
   const holds = Object.entries(r.when).every(([k, v]) => (k.startsWith("activation.") ? info[k.slice(11)] : cfg[k]) === v);
