@@ -177,6 +177,22 @@ def test_a_nan_run_ends_failed_with_the_origin_and_the_server_keeps_serving(clie
     client.delete(f"/api/runs/{run_id}")
 
 
+def test_a_nan_runs_stream_stays_json_to_its_failed_end(client: TestClient) -> None:
+    # snapshot parts are made JSON-safe once, when computed: the non-finite numbers of a
+    # diverging run still reach the page as "nan"/"inf" strings, never as invalid JSON
+    bad = {"dataset": "spiral", "depth": 4, "width": 64, "init": "he", "lr": 5.0, "steps": 200}
+    run_id = client.post("/api/runs", json=bad).json()["id"]
+    events = []
+    with client.stream("GET", f"/api/runs/{run_id}/stream") as res:
+        for line in res.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))  # the server sends with allow_nan=False
+    last = events[-1]
+    assert last["status"] == "failed" and last["reason"].startswith("loss became non-finite")
+    assert last["metrics"][-1]["train_loss"] in ("nan", "inf")
+    client.delete(f"/api/runs/{run_id}")
+
+
 def test_unknown_run_is_404_and_concurrency_limit_is_429() -> None:
     with TestClient(create_app(limits=Limits(max_concurrent=2))) as c:
         assert c.get("/api/runs/r999999").status_code == 404

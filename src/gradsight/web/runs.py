@@ -145,12 +145,13 @@ class Run:
         return out
 
     def view(self) -> dict[str, Any]:
-        """The latest snapshot with the run's current status (what the stream sends)."""
+        """The latest snapshot with the run's current status (what the stream sends). The
+        snapshot is JSON-safe as published; only the status fields are made so here."""
         with self._lock:
             snap = dict(self.snapshot)
-            snap.update(id=self.id, status=self.status, reason=self.reason, lr=self.lr,
-                        step=self.step, steps=self.cfg.steps)  # fmt: skip
-        return views.json_safe(snap)
+            snap.update(views.json_safe({"id": self.id, "status": self.status, "reason": self.reason,
+                                         "lr": self.lr, "step": self.step, "steps": self.cfg.steps}))  # fmt: skip
+        return snap
 
     # -- the training thread --------------------------------------------------------------
     def _wait(self) -> str:
@@ -185,9 +186,9 @@ class Run:
         idx = data.batches(len(y_tr), cfg.batch_size, cfg.steps, cfg.seed)  # (steps, B)
         opt = make_optimizer(net.parameters(), TrainConfig(optimizer=cfg.optimizer, lr=cfg.lr))
         two_d = is_2d(cfg.dataset)
-        static = {"theory": views.theory_profile(net, x_tr),
-                  "points": views.points(x_tr, y_tr) if two_d else None,
-                  "test_points": views.points(x_te, y_te) if two_d else None}  # fmt: skip
+        static = views.json_safe({"theory": views.theory_profile(net, x_tr),
+                                  "points": views.points(x_tr, y_tr) if two_d else None,
+                                  "test_points": views.points(x_te, y_te) if two_d else None})  # fmt: skip
         next_view = 0.0
         with gs.watch(net, every=1) as mon:
             self._publish(net, mon, x_ev, y_ev, x_te, y_te, static, two_d)
@@ -231,34 +232,37 @@ class Run:
 
     def _publish(self, net: Any, mon: Any, x_ev: Any, y_ev: Any, x_te: Any, y_te: Any,
                  static: dict[str, Any], two_d: bool) -> None:  # fmt: skip
+        """A new snapshot, JSON-safe: each part made so once, when it is computed (``static``
+        at the start, the unit map, histograms and surface when refreshed, each metrics point
+        when appended), not again with every snapshot that carries it."""
         rep = mon.report()
         tr_loss, tr_acc = evaluate(net, x_ev, y_ev)
         te_loss, te_acc = evaluate(net, x_te, y_te)
         point = {"step": self.step, "train_loss": tr_loss, "train_acc": tr_acc,
                  "test_loss": te_loss, "test_acc": te_acc}  # fmt: skip
-        snap = {
+        snap = views.json_safe({
             "id": self.id,
             "step": self.step,
             "layers": views.layers_view(rep),
             "findings": [f.to_dict() for f in rep.findings],
             "revived": {k: len(v) for k, v in self.revived.items()},
-            **static,
-        }
+        })  # fmt: skip
+        snap.update(static)
         now = time.monotonic()
         if now - self._heavy_at >= HEAVY_SECONDS or self.status == "paused" or self.step in (0, self.cfg.steps) \
                 or not math.isfinite(tr_loss):  # fmt: skip
             self._heavy_at = now
             n = max(32, min(UNITS_MAX, UNITS_VALUES // (self.cfg.depth * self.cfg.width)))
             units, hists = views.unit_and_hist(net, x_ev[:n])
-            snap.update(units=units, hist=hists, units_step=self.step,
-                        surface=views.surface(net, x_ev) if two_d else None)  # fmt: skip
+            snap.update(views.json_safe({"units": units, "hist": hists, "units_step": self.step,
+                                         "surface": views.surface(net, x_ev) if two_d else None}))  # fmt: skip
         else:  # the unit map, histograms and surface cost the most: refreshed less often
             snap.update({k: self.snapshot.get(k) for k in ("units", "hist", "units_step", "surface")})
         with self._lock:
             self.metrics.append(views.json_safe(point))
             self._report = rep
             snap["metrics"] = list(self.metrics)
-            self.snapshot = views.json_safe(snap)
+            self.snapshot = snap
             self.version += 1
 
     def _finish(self, status: str, reason: str) -> None:
