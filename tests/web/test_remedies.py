@@ -66,7 +66,7 @@ def _config_offering(remedy: SettingRemedy, catalog: dict[str, Any]) -> dict[str
     raise AssertionError(f"{remedy.label!r} is offered for no catalog activation and init")
 
 
-@pytest.mark.parametrize(("kind", "remedy"), PAIRS, ids=[f"{k}:{r.label}" for k, r in PAIRS])
+@pytest.mark.parametrize(("kind", "remedy"), PAIRS, ids=[f"{k}:{r.label}".replace("×", "x") for k, r in PAIRS])
 def test_each_remedy_applied_is_a_run_config_the_server_takes(
     client: TestClient, catalog: dict[str, Any], kind: str, remedy: SettingRemedy
 ) -> None:
