@@ -10,6 +10,7 @@ import io
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.integrations.helpers import check_like_a_hand_loop
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -63,14 +64,14 @@ def cnn() -> Classifier:
     ))  # fmt: skip
 
 
-def fit(module, tmp_path, callbacks=(), steps=4, accum=1, log_every=1):
+def fit(module, tmp_path, callbacks=(), steps=4, accum=1, log_every=1, order=None):
     trainer = pl.Trainer(
         max_steps=steps, accelerator="cpu", devices=1, accumulate_grad_batches=accum,
         callbacks=list(callbacks), logger=pl.loggers.CSVLogger(tmp_path, name="run"),
         log_every_n_steps=log_every, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, default_root_dir=tmp_path,
     )  # fmt: skip
-    trainer.fit(module, DataLoader(digits(), batch_size=B, shuffle=False))
+    trainer.fit(module, DataLoader(digits(), batch_size=B, sampler=order))  # order: sample indices
     return trainer
 
 
@@ -91,19 +92,7 @@ def hand_loop(module, steps=4, **kw):
 @pytest.mark.parametrize("build", [mlp, cnn], ids=["mlp", "cnn"])
 def test_report_equals_a_hand_loop_and_training_is_unchanged(build, tmp_path):
     torch.manual_seed(0)
-    base = build()
-    cb = GradsightCallback(every=1)
-    watched = copy.deepcopy(base)
-    fit(watched, tmp_path, [cb])
-    plain = copy.deepcopy(base)
-    fit(plain, tmp_path)
-    rep, ref = cb.report(), hand_loop(copy.deepcopy(base), every=1)
-    assert rep.layers and rep.layers == ref.layers
-    assert rep.findings == ref.findings and rep.params == ref.params
-    assert rep.meta == ref.meta and rep.meta["steps"] == 4
-    for (name, a), b in zip(watched.named_parameters(), plain.parameters(), strict=True):
-        assert torch.equal(a, b), name  # bit for bit
-    assert cb.monitor.closed and not rep.errors
+    check_like_a_hand_loop(GradsightCallback(every=1), build(), fit, hand_loop, tmp_path)
 
 
 def test_gradient_accumulation_counts_optimizer_steps(tmp_path):

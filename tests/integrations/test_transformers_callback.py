@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import os
 
 import pytest
 import torch
+from tests.integrations.helpers import check_like_a_hand_loop
 from torch import nn
 from torch.utils.data import Dataset, SequentialSampler
 
@@ -90,19 +90,7 @@ def hand_loop(model, steps=4, **kw):
 @pytest.mark.parametrize("build", [gpt2, bert], ids=["gpt2", "bert"])
 def test_report_equals_a_hand_loop_and_training_is_unchanged(build, tmp_path, capsys):
     torch.manual_seed(0)
-    base = build()
-    cb = GradsightCallback(every=1)
-    watched = copy.deepcopy(base)
-    fit(watched, tmp_path, [cb])
-    plain = copy.deepcopy(base)
-    fit(plain, tmp_path)
-    rep, ref = cb.report(), hand_loop(copy.deepcopy(base), every=1)
-    assert rep.layers and rep.layers == ref.layers
-    assert rep.findings == ref.findings and rep.params == ref.params
-    assert rep.meta == ref.meta and rep.meta["steps"] == 4
-    for (name, a), b in zip(watched.named_parameters(), plain.parameters(), strict=True):
-        assert torch.equal(a, b), name  # bit for bit
-    assert cb.monitor.closed and not rep.errors
+    check_like_a_hand_loop(GradsightCallback(every=1), build(), fit, hand_loop, tmp_path)
 
 
 def test_gradient_accumulation_counts_optimizer_steps(tmp_path, capsys):
