@@ -60,12 +60,12 @@ def bert() -> nn.Module:
     return transformers.BertForMaskedLM(cfg)
 
 
-def fit(model, tmp_path, callbacks=(), steps=4, accum=1, logging_steps=1):
+def fit(model, tmp_path, callbacks=(), steps=4, accum=1, logging_steps=1, batch=B, **more):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     args = transformers.TrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=B, max_steps=steps,
+        output_dir=str(tmp_path), per_device_train_batch_size=batch, max_steps=steps,
         gradient_accumulation_steps=accum, report_to="none", use_cpu=True, logging_steps=logging_steps,
-        save_strategy="no", max_grad_norm=0.0, disable_tqdm=True, seed=0,
+        save_strategy="no", max_grad_norm=0.0, disable_tqdm=True, seed=0, **more,
     )  # fmt: skip
     trainer = InOrder(model=model, args=args, train_dataset=Tokens(), callbacks=list(callbacks),
                       optimizers=(opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)))  # fmt: skip
