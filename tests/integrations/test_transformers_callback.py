@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 
@@ -128,6 +129,46 @@ def test_scalars_reach_log_history_and_the_reporters_at_the_loss_steps(tmp_path,
     assert ours[-1]["gradsight_findings/dead_units"] == 0.0
     history = [e for e in trainer.state.log_history if f"gradsight_grad_norm/{site}" in e]
     assert [e["step"] for e in history] == [2, 4, 6]
+
+
+class DynamoFrames(transformers.TrainerCallback):
+    """The number of frames torch.compile has compiled so far, at the end of every step."""
+
+    def __init__(self) -> None:
+        self.frames: list[int] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        from torch._dynamo.utils import counters
+
+        self.frames.append(counters["frames"]["total"])
+
+
+# dynamo reads .grad of the non-leaf tensors it resumes a graph with (here GPT-2's masking code),
+# with or without the callback
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf:UserWarning")
+def test_torch_compile_every_logged_step_has_every_site_and_nothing_recompiles(tmp_path, capsys):
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    base = gpt2()
+    cb, frames = GradsightCallback(every=3), DynamoFrames()
+    try:
+        fit(copy.deepcopy(base), tmp_path, [cb, frames], steps=7, torch_compile=True, torch_compile_backend="eager")
+    finally:
+        torch._dynamo.reset()
+    rep = cb.report()
+    assert rep.meta["steps"] == 7 and not rep.errors
+    sites = ["transformer.h.0.mlp.act", "transformer.h.1.mlp.act"]
+    assert [(h.step, [ls.name for ls in h.layers]) for h in rep.history] == [(s, sites) for s in (0, 3, 6)]
+    # the Trainer compiled the model in step 0; the watch made nothing compile again after it
+    assert frames.frames[0] > 0 and frames.frames == frames.frames[:1] * 7
+    ref = hand_loop(copy.deepcopy(base), steps=7, every=3)  # the same batches, not compiled
+    for a, b in zip(rep.layers, ref.layers, strict=True):
+        assert (a.name, a.samples, a.dead_fraction) == (b.name, b.samples, b.dead_fraction)
+        assert a.grad_norm == pytest.approx(b.grad_norm, rel=1e-5)
+        assert a.mean_derivative == pytest.approx(b.mean_derivative, rel=1e-5)
 
 
 class SigmoidStack(nn.Module):
