@@ -10,14 +10,14 @@ import io
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.integrations.digits import B, cnn_net, digits, hand_loop, mlp_net
 from tests.integrations.helpers import check_like_a_hand_loop
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 import gradsight as gs
 
 pl = pytest.importorskip("pytorch_lightning")
-sklearn_datasets = pytest.importorskip("sklearn.datasets")
 from gradsight.integrations.lightning import GradsightCallback  # noqa: E402
 
 pytestmark = [
@@ -25,15 +25,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The '\\w+_dataloader' does not have many workers"),
     pytest.mark.filterwarnings("ignore:.*LeafSpec.*is deprecated:FutureWarning"),
 ]
-
-B = 32
-
-
-def digits(n: int = 256) -> TensorDataset:
-    d = sklearn_datasets.load_digits()
-    x = torch.tensor(d.data[:n] / 16.0, dtype=torch.float32)
-    return TensorDataset(x, torch.tensor(d.target[:n]))
-
 
 class Classifier(pl.LightningModule):
     def __init__(self, net: nn.Module) -> None:
@@ -54,14 +45,11 @@ class Classifier(pl.LightningModule):
 
 
 def mlp() -> Classifier:
-    return Classifier(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 10)))
+    return Classifier(mlp_net())
 
 
 def cnn() -> Classifier:
-    return Classifier(nn.Sequential(
-        nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.GELU(),
-        nn.Flatten(), nn.Linear(8 * 6 * 6, 10),
-    ))  # fmt: skip
+    return Classifier(cnn_net())
 
 
 def fit(module, tmp_path, callbacks=(), steps=4, accum=1, log_every=1, order=None):
@@ -73,20 +61,6 @@ def fit(module, tmp_path, callbacks=(), steps=4, accum=1, log_every=1, order=Non
     )  # fmt: skip
     trainer.fit(module, DataLoader(digits(), batch_size=B, sampler=order))  # order: sample indices
     return trainer
-
-
-def hand_loop(module, steps=4, **kw):
-    opt = torch.optim.SGD(module.parameters(), lr=0.1)  # as configure_optimizers
-    loader = iter(DataLoader(digits(), batch_size=B, shuffle=False))
-    module.train()
-    with gs.watch(module, **kw) as mon:
-        for _ in range(steps):
-            x, y = next(loader)
-            F.cross_entropy(module(x), y).backward()
-            opt.step()
-            opt.zero_grad()
-            mon.step()
-    return mon.report()
 
 
 @pytest.mark.parametrize("build", [mlp, cnn], ids=["mlp", "cnn"])

@@ -19,6 +19,7 @@ import warnings
 import pytest
 import torch
 import torch.distributed as dist
+from tests.integrations.digits import B, digits
 from tests.integrations.helpers import (
     WORLD,
     assert_same_records,
@@ -27,7 +28,7 @@ from tests.integrations.helpers import (
     set_rank_env,
     write_and_exit,
 )
-from tests.integrations.test_lightning_callback import B, digits, fit, mlp
+from tests.integrations.test_lightning_callback import fit, mlp
 from torch.utils.data import DataLoader
 
 pl = pytest.importorskip("pytorch_lightning")
