@@ -61,11 +61,11 @@ def bert() -> nn.Module:
     return transformers.BertForMaskedLM(cfg)
 
 
-def fit(model, tmp_path, callbacks=(), steps=4, accum=1, logging_steps=1, batch=B, **more):
+def fit(model, tmp_path, callbacks=(), steps=4, accum=1, logging_steps=1, batch=B, report_to="none", **more):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path), per_device_train_batch_size=batch, max_steps=steps,
-        gradient_accumulation_steps=accum, report_to="none", use_cpu=True, logging_steps=logging_steps,
+        gradient_accumulation_steps=accum, report_to=report_to, use_cpu=True, logging_steps=logging_steps,
         save_strategy="no", max_grad_norm=0.0, disable_tqdm=True, seed=0, **more,
     )  # fmt: skip
     trainer = InOrder(model=model, args=args, train_dataset=Tokens(), callbacks=list(callbacks),
@@ -114,21 +114,33 @@ class Reporter(transformers.TrainerCallback):
         self.logs.append({**logs, "step": state.global_step})
 
 
-def test_scalars_reach_log_history_and_the_reporters_at_the_loss_steps(tmp_path, capsys):
+def test_scalars_reach_log_history_and_the_reporters_at_the_loss_steps(tmp_path, capsys, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tb"))
     torch.manual_seed(0)
     reporter, cb = Reporter(), GradsightCallback(every=2)
-    trainer = fit(gpt2(), tmp_path, [reporter, cb], steps=6, logging_steps=2)
-    ours = [e for e in reporter.logs if any(k.startswith("gradsight_") for k in e)]
-    loss_steps = [e["step"] for e in reporter.logs if "loss" in e]
-    assert loss_steps == [2, 4, 6]
-    assert [e["step"] for e in ours] == [2, 4, 6]
+    trainer = fit(gpt2(), tmp_path, [reporter, cb], steps=6, logging_steps=2, report_to=["tensorboard"])
     site = "transformer.h.1.mlp.act"
+    # what every on_log receives: the loss's entry, then ours at the same step (see the module
+    # docstring for why not one entry)
+    assert [(e["step"], "loss" in e, f"gradsight_grad_norm/{site}" in e) for e in reporter.logs[:-1]] == [
+        (step, loss, not loss) for step in (2, 4, 6) for loss in (True, False)
+    ]
+    ours = [e for e in reporter.logs if any(k.startswith("gradsight_") for k in e)]
     last = cb.report().layer(site)
     assert ours[-1][f"gradsight_grad_norm/{site}"] == last.grad_norm
     assert ours[-1][f"gradsight_mean_derivative/{site}"] == last.mean_derivative
     assert ours[-1]["gradsight_findings/dead_units"] == 0.0
     history = [e for e in trainer.state.log_history if f"gradsight_grad_norm/{site}" in e]
     assert [e["step"] for e in history] == [2, 4, 6]
+    # a real reporter (report_to="tensorboard"): our scalars and the loss at the same x
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    loss = acc.Scalars("train/loss")
+    grad = acc.Scalars(f"train/gradsight_grad_norm/{site}")
+    assert [e.step for e in grad] == [e.step for e in loss] == [2, 4, 6]
+    assert grad[-1].value == pytest.approx(last.grad_norm, rel=1e-6)
 
 
 class DynamoFrames(transformers.TrainerCallback):
