@@ -7,6 +7,7 @@ import copy
 import json
 import math
 import os
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -66,9 +67,18 @@ def report_dict(rep: Any) -> dict:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the range the kernel hands out for outgoing connections (Linux: from
+    32768), so gloo's own connections cannot take it between this check and the rendezvous."""
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000..32000")
 
 
 def set_rank_env(rank: int, port: int) -> None:
@@ -88,18 +98,25 @@ def write_and_exit(tmp: str, rank: int, out: dict) -> None:
     os._exit(0)
 
 
-def run_ranks(worker: Callable[..., None], tmp: Path, timeout: float) -> list[dict]:
+def run_ranks(worker: Callable[..., None], tmp: Path, timeout: float, tries: int = 3) -> list[dict]:
     """Spawn WORLD processes ``worker(rank, port, str(tmp))``; a hang fails after ``timeout``
-    seconds and every process is killed; returns what each rank wrote with write_and_exit."""
-    ctx = mp.start_processes(worker, args=(free_port(), str(tmp)), nprocs=WORLD, join=False, start_method="spawn")
-    deadline = time.monotonic() + timeout
-    try:
-        while not ctx.join(timeout=1.0):
-            if time.monotonic() > deadline:
-                pytest.fail(f"the {WORLD}-process run did not finish in {timeout} s (a hang)")
-    finally:
-        for p in ctx.processes:
-            if p.is_alive():
-                p.kill()
-                p.join()
+    seconds and every process is killed; returns what each rank wrote with write_and_exit. A
+    rendezvous port taken by another program in the meantime (EADDRINUSE) is tried again on
+    another port."""
+    for attempt in range(tries):
+        ctx = mp.start_processes(worker, args=(free_port(), str(tmp)), nprocs=WORLD, join=False, start_method="spawn")
+        deadline = time.monotonic() + timeout
+        try:
+            while not ctx.join(timeout=1.0):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the {WORLD}-process run did not finish in {timeout} s (a hang)")
+            break
+        except mp.ProcessRaisedException as exc:
+            if "EADDRINUSE" not in str(exc) or attempt == tries - 1:
+                raise
+        finally:
+            for p in ctx.processes:
+                if p.is_alive():
+                    p.kill()
+                    p.join()
     return [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(WORLD)]

@@ -89,7 +89,7 @@ def watched_module(pl_module: nn.Module, path: str | None = None) -> nn.Module:
     return pl_module
 
 
-class GradsightCallback(WatchAccess, *(pl.Callback for pl in _LIGHTNING)):  # type: ignore[misc]
+class GradsightCallback(WatchAccess, *(pl.Callback for pl in _LIGHTNING)):
     """Watch the LightningModule a ``Trainer`` fits (a ``Callback`` of each Lightning package
     installed, so ``pytorch_lightning.Trainer`` and ``lightning.pytorch.Trainer`` both take it). Keyword arguments are ``gradsight.watch``'s
     (``every`` defaults to 10, ``include``, ``exclude``, ``jsonl``, ``wandb`` ...).
