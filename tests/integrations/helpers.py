@@ -60,7 +60,6 @@ def report_dict(rep: Any) -> dict:
         "layers": [ls.to_dict() for ls in rep.layers],
         "params": [p.to_dict() for p in rep.params],
         "history": [h.step for h in rep.history],
-        "history_sites": [[ls.name for ls in h.layers] for h in rep.history],
         "steps": rep.meta["steps"],
         "errors": rep.errors,
     }
