@@ -10,13 +10,14 @@ import io
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.integrations.digits import B, cnn_net, digits, hand_loop, mlp_net
+from tests.integrations.helpers import check_like_a_hand_loop
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 import gradsight as gs
 
 pl = pytest.importorskip("pytorch_lightning")
-sklearn_datasets = pytest.importorskip("sklearn.datasets")
 from gradsight.integrations.lightning import GradsightCallback  # noqa: E402
 
 pytestmark = [
@@ -24,15 +25,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The '\\w+_dataloader' does not have many workers"),
     pytest.mark.filterwarnings("ignore:.*LeafSpec.*is deprecated:FutureWarning"),
 ]
-
-B = 32
-
-
-def digits(n: int = 256) -> TensorDataset:
-    d = sklearn_datasets.load_digits()
-    x = torch.tensor(d.data[:n] / 16.0, dtype=torch.float32)
-    return TensorDataset(x, torch.tensor(d.target[:n]))
-
 
 class Classifier(pl.LightningModule):
     def __init__(self, net: nn.Module) -> None:
@@ -53,57 +45,28 @@ class Classifier(pl.LightningModule):
 
 
 def mlp() -> Classifier:
-    return Classifier(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 10)))
+    return Classifier(mlp_net())
 
 
 def cnn() -> Classifier:
-    return Classifier(nn.Sequential(
-        nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.GELU(),
-        nn.Flatten(), nn.Linear(8 * 6 * 6, 10),
-    ))  # fmt: skip
+    return Classifier(cnn_net())
 
 
-def fit(module, tmp_path, callbacks=(), steps=4, accum=1, log_every=1):
+def fit(module, tmp_path, callbacks=(), steps=4, accum=1, log_every=1, order=None):
     trainer = pl.Trainer(
         max_steps=steps, accelerator="cpu", devices=1, accumulate_grad_batches=accum,
         callbacks=list(callbacks), logger=pl.loggers.CSVLogger(tmp_path, name="run"),
         log_every_n_steps=log_every, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, default_root_dir=tmp_path,
     )  # fmt: skip
-    trainer.fit(module, DataLoader(digits(), batch_size=B, shuffle=False))
+    trainer.fit(module, DataLoader(digits(), batch_size=B, sampler=order))  # order: sample indices
     return trainer
-
-
-def hand_loop(module, steps=4, **kw):
-    opt = torch.optim.SGD(module.parameters(), lr=0.1)  # as configure_optimizers
-    loader = iter(DataLoader(digits(), batch_size=B, shuffle=False))
-    module.train()
-    with gs.watch(module, **kw) as mon:
-        for _ in range(steps):
-            x, y = next(loader)
-            F.cross_entropy(module(x), y).backward()
-            opt.step()
-            opt.zero_grad()
-            mon.step()
-    return mon.report()
 
 
 @pytest.mark.parametrize("build", [mlp, cnn], ids=["mlp", "cnn"])
 def test_report_equals_a_hand_loop_and_training_is_unchanged(build, tmp_path):
     torch.manual_seed(0)
-    base = build()
-    cb = GradsightCallback(every=1)
-    watched = copy.deepcopy(base)
-    fit(watched, tmp_path, [cb])
-    plain = copy.deepcopy(base)
-    fit(plain, tmp_path)
-    rep, ref = cb.report(), hand_loop(copy.deepcopy(base), every=1)
-    assert rep.layers and rep.layers == ref.layers
-    assert rep.findings == ref.findings and rep.params == ref.params
-    assert rep.meta == ref.meta and rep.meta["steps"] == 4
-    for (name, a), b in zip(watched.named_parameters(), plain.parameters(), strict=True):
-        assert torch.equal(a, b), name  # bit for bit
-    assert cb.monitor.closed and not rep.errors
+    check_like_a_hand_loop(GradsightCallback(every=1), build(), fit, hand_loop, tmp_path)
 
 
 def test_gradient_accumulation_counts_optimizer_steps(tmp_path):

@@ -9,6 +9,7 @@ import os
 
 import pytest
 import torch
+from tests.integrations.helpers import check_like_a_hand_loop
 from torch import nn
 from torch.utils.data import Dataset, SequentialSampler
 
@@ -60,12 +61,12 @@ def bert() -> nn.Module:
     return transformers.BertForMaskedLM(cfg)
 
 
-def fit(model, tmp_path, callbacks=(), steps=4, accum=1, logging_steps=1):
+def fit(model, tmp_path, callbacks=(), steps=4, accum=1, logging_steps=1, batch=B, report_to="none", **more):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     args = transformers.TrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=B, max_steps=steps,
-        gradient_accumulation_steps=accum, report_to="none", use_cpu=True, logging_steps=logging_steps,
-        save_strategy="no", max_grad_norm=0.0, disable_tqdm=True, seed=0,
+        output_dir=str(tmp_path), per_device_train_batch_size=batch, max_steps=steps,
+        gradient_accumulation_steps=accum, report_to=report_to, use_cpu=True, logging_steps=logging_steps,
+        save_strategy="no", max_grad_norm=0.0, disable_tqdm=True, seed=0, **more,
     )  # fmt: skip
     trainer = InOrder(model=model, args=args, train_dataset=Tokens(), callbacks=list(callbacks),
                       optimizers=(opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)))  # fmt: skip
@@ -90,19 +91,7 @@ def hand_loop(model, steps=4, **kw):
 @pytest.mark.parametrize("build", [gpt2, bert], ids=["gpt2", "bert"])
 def test_report_equals_a_hand_loop_and_training_is_unchanged(build, tmp_path, capsys):
     torch.manual_seed(0)
-    base = build()
-    cb = GradsightCallback(every=1)
-    watched = copy.deepcopy(base)
-    fit(watched, tmp_path, [cb])
-    plain = copy.deepcopy(base)
-    fit(plain, tmp_path)
-    rep, ref = cb.report(), hand_loop(copy.deepcopy(base), every=1)
-    assert rep.layers and rep.layers == ref.layers
-    assert rep.findings == ref.findings and rep.params == ref.params
-    assert rep.meta == ref.meta and rep.meta["steps"] == 4
-    for (name, a), b in zip(watched.named_parameters(), plain.parameters(), strict=True):
-        assert torch.equal(a, b), name  # bit for bit
-    assert cb.monitor.closed and not rep.errors
+    check_like_a_hand_loop(GradsightCallback(every=1), build(), fit, hand_loop, tmp_path)
 
 
 def test_gradient_accumulation_counts_optimizer_steps(tmp_path, capsys):
@@ -125,21 +114,73 @@ class Reporter(transformers.TrainerCallback):
         self.logs.append({**logs, "step": state.global_step})
 
 
-def test_scalars_reach_log_history_and_the_reporters_at_the_loss_steps(tmp_path, capsys):
+def test_scalars_reach_log_history_and_the_reporters_at_the_loss_steps(tmp_path, capsys, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tb"))
     torch.manual_seed(0)
     reporter, cb = Reporter(), GradsightCallback(every=2)
-    trainer = fit(gpt2(), tmp_path, [reporter, cb], steps=6, logging_steps=2)
-    ours = [e for e in reporter.logs if any(k.startswith("gradsight_") for k in e)]
-    loss_steps = [e["step"] for e in reporter.logs if "loss" in e]
-    assert loss_steps == [2, 4, 6]
-    assert [e["step"] for e in ours] == [2, 4, 6]
+    trainer = fit(gpt2(), tmp_path, [reporter, cb], steps=6, logging_steps=2, report_to=["tensorboard"])
     site = "transformer.h.1.mlp.act"
+    # what every on_log receives: the loss's entry, then ours at the same step (see the module
+    # docstring for why not one entry)
+    assert [(e["step"], "loss" in e, f"gradsight_grad_norm/{site}" in e) for e in reporter.logs[:-1]] == [
+        (step, loss, not loss) for step in (2, 4, 6) for loss in (True, False)
+    ]
+    ours = [e for e in reporter.logs if any(k.startswith("gradsight_") for k in e)]
     last = cb.report().layer(site)
     assert ours[-1][f"gradsight_grad_norm/{site}"] == last.grad_norm
     assert ours[-1][f"gradsight_mean_derivative/{site}"] == last.mean_derivative
     assert ours[-1]["gradsight_findings/dead_units"] == 0.0
     history = [e for e in trainer.state.log_history if f"gradsight_grad_norm/{site}" in e]
     assert [e["step"] for e in history] == [2, 4, 6]
+    # a real reporter (report_to="tensorboard"): our scalars and the loss at the same x
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    loss = acc.Scalars("train/loss")
+    grad = acc.Scalars(f"train/gradsight_grad_norm/{site}")
+    assert [e.step for e in grad] == [e.step for e in loss] == [2, 4, 6]
+    assert grad[-1].value == pytest.approx(last.grad_norm, rel=1e-6)
+
+
+class DynamoFrames(transformers.TrainerCallback):
+    """The number of frames torch.compile has compiled so far, at the end of every step."""
+
+    def __init__(self) -> None:
+        self.frames: list[int] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        from torch._dynamo.utils import counters
+
+        self.frames.append(counters["frames"]["total"])
+
+
+# dynamo reads .grad of the non-leaf tensors it resumes a graph with (here GPT-2's masking code),
+# with or without the callback
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf:UserWarning")
+def test_torch_compile_every_logged_step_has_every_site_and_nothing_recompiles(tmp_path, capsys):
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    base = gpt2()
+    cb, frames = GradsightCallback(every=3), DynamoFrames()
+    try:
+        fit(copy.deepcopy(base), tmp_path, [cb, frames], steps=7, torch_compile=True, torch_compile_backend="eager")
+    finally:
+        torch._dynamo.reset()
+    rep = cb.report()
+    assert rep.meta["steps"] == 7 and not rep.errors
+    sites = ["transformer.h.0.mlp.act", "transformer.h.1.mlp.act"]
+    assert [(h.step, [ls.name for ls in h.layers]) for h in rep.history] == [(s, sites) for s in (0, 3, 6)]
+    # the Trainer compiled the model in step 0; the watch made nothing compile again after it
+    assert frames.frames[0] > 0 and frames.frames == frames.frames[:1] * 7
+    ref = hand_loop(copy.deepcopy(base), steps=7, every=3)  # the same batches, not compiled
+    for a, b in zip(rep.layers, ref.layers, strict=True):
+        assert (a.name, a.samples, a.dead_fraction) == (b.name, b.samples, b.dead_fraction)
+        assert a.grad_norm == pytest.approx(b.grad_norm, rel=1e-5)
+        assert a.mean_derivative == pytest.approx(b.mean_derivative, rel=1e-5)
 
 
 class SigmoidStack(nn.Module):

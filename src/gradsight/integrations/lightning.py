@@ -1,5 +1,6 @@
-"""``GradsightCallback`` for Lightning (the ``gradsight[lightning]`` extra: ``pytorch_lightning``,
-or ``lightning.pytorch`` when that is the package installed).
+"""``GradsightCallback`` for Lightning (the ``gradsight[lightning]`` extra): for
+``pytorch_lightning`` and for ``lightning.pytorch`` (``import lightning as L``), whichever of
+the two is installed, or both.
 
 Use (a whole run is ``python examples/lightning_digits.py``)::
 
@@ -30,26 +31,37 @@ on_train_end        the watch closes; with ``html=True`` the report is written t
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TextIO
 
 from torch import nn
 
-try:
-    import pytorch_lightning as pl
-except ImportError:  # pragma: no cover - depends on the installed extras
-    try:
-        import lightning.pytorch as pl
-    except ImportError as exc:
-        raise ImportError(
-            f"gradsight.integrations.lightning needs pytorch-lightning or lightning ({exc}); "
-            "install it with: pip install 'gradsight[lightning]'"
-        ) from None
-
 from gradsight.errors import unknown_choice
 from gradsight.integrations._core import CallbackCore, WatchAccess
 from gradsight.monitor import GradsightWarning
+
+
+def _installed() -> list[ModuleType]:
+    """The Lightning packages that import: ``pytorch_lightning``, ``lightning.pytorch``, or both
+    (the ``lightning`` 2.6 wheel depends on ``pytorch-lightning``, so its users have both)."""
+    found, why = [], []
+    for name in ("pytorch_lightning", "lightning.pytorch"):
+        try:
+            found.append(importlib.import_module(name))
+        except ImportError as exc:
+            why.append(str(exc))
+    if not found:
+        raise ImportError(
+            f"gradsight.integrations.lightning needs pytorch-lightning or lightning ({'; '.join(why)}); "
+            "install it with: pip install 'gradsight[lightning]'"
+        )
+    return found
+
+
+_LIGHTNING = _installed()
 
 __all__ = ["GradsightCallback"]
 
@@ -62,7 +74,7 @@ def watched_module(pl_module: nn.Module, path: str | None = None) -> nn.Module:
             return pl_module.get_submodule(path)
         except AttributeError:
             raise unknown_choice("submodule", path, [n for n, _ in pl_module.named_modules() if n]) from None
-    if type(pl_module).forward is not pl.LightningModule.forward:
+    if type(pl_module).forward not in {pl.LightningModule.forward for pl in _LIGHTNING}:
         return pl_module
     kids = [m for m in pl_module.children() if any(p.requires_grad for p in m.parameters())]
     if len(kids) == 1:
@@ -77,8 +89,9 @@ def watched_module(pl_module: nn.Module, path: str | None = None) -> nn.Module:
     return pl_module
 
 
-class GradsightCallback(WatchAccess, pl.Callback):
-    """Watch the LightningModule a ``Trainer`` fits. Keyword arguments are ``gradsight.watch``'s
+class GradsightCallback(WatchAccess, *(pl.Callback for pl in _LIGHTNING)):
+    """Watch the LightningModule a ``Trainer`` fits (a ``Callback`` of each Lightning package
+    installed, so ``pytorch_lightning.Trainer`` and ``lightning.pytorch.Trainer`` both take it). Keyword arguments are ``gradsight.watch``'s
     (``every`` defaults to 10, ``include``, ``exclude``, ``jsonl``, ``wandb`` ...).
 
     Args:

@@ -20,6 +20,17 @@ on_log          when the Trainer logs (every ``logging_steps``) and a logged ste
 on_train_end    the watch closes; with ``html=True`` the report is written to
                 ``<output_dir>/gradsight.html`` (or to the path given).
 
+Why the scalars are a log entry of their own, beside the loss's and at its step, not keys of
+the loss's entry: ``Trainer.log(logs)`` appends ``logs`` to ``state.log_history`` and only then
+calls every callback's ``on_log`` in list order, the ``report_to`` reporters
+(``TensorBoardCallback``, ``WandbCallback`` ...) before the callbacks a user passes; no callback
+event sees that dict before it is recorded and reported, so keys added in ``on_log`` would
+reach neither the history nor the reporters (only the console printer after us). A second
+``Trainer.log`` at the same ``global_step`` reaches all of them, and the reporters plot by
+``global_step``: in TensorBoard ``train/gradsight_grad_norm/<site>`` and ``train/loss`` share
+their x values. Merging into the loss's entry would need ``Trainer.log`` overridden, which the
+Trainer leaves to a subclass of its users.
+
 The Trainer hands its callbacks no reference to itself, so the callback finds the Trainer
 that calls ``on_train_begin`` on the call stack; a loop that calls the callback by hand with no
 Trainer above it still gets the watch and the report, and logs nothing.
