@@ -953,7 +953,7 @@ def _figures(
 
 
 def run_forms(
-    cfg: Recipe,
+    cfg: TrainConfig,
     forms: tuple[str, ...] = FORMS,
     progress: Progress | None = None,
     corpus: Corpus | None = None,
@@ -976,7 +976,7 @@ def run_forms(
     return runs
 
 
-def estimate_seconds(corpus: Corpus, cfg: Recipe, n_forms: int = len(FORMS)) -> float:
+def estimate_seconds(corpus: Corpus, cfg: TrainConfig, n_forms: int = len(FORMS)) -> float:
     """Time 8 steps of a ReLU and a SwiGLU model; extrapolate to the whole run (+15 % eval)."""
     per_step = []
     for form in ("relu", "swiglu"):
@@ -1013,7 +1013,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
         return build_result(QUICK if quick else FULL, quick, progress)
 
 
-def build_result(cfg: Recipe, quick: bool, progress: Progress) -> ExperimentResult:
+def build_result(cfg: TrainConfig, quick: bool, progress: Progress) -> ExperimentResult:
     """Train every form of :data:`FORMS` with ``cfg``; measure, judge the claims, plot."""
     command = command_for(NAME, quick)
     cfg = replace(cfg, seeds=tuple(seeds(len(cfg.seeds))))  # the lab's --seed
