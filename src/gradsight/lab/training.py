@@ -280,7 +280,9 @@ def fit(
 
     With ``watch``, ``gradsight.watch(model, every, window, check_nonfinite)`` is attached
     before step ``watch.start`` (before the step-0 evaluation when 0) and closed when the
-    run ends; ``Loop.monitor`` holds it, for ``report()`` during or after the run.
+    run ends; ``Loop.monitor`` holds it, for ``report()`` during or after the run. ``fit``
+    leaves torch's thread count alone (:func:`train` applies ``config.threads``) and reads
+    nothing of ``config`` but ``steps``, ``eval_every``, ``grad_clip`` and the schedule's fields.
     """
     check_config(config)
     if watch is not None and not 0 <= watch.start <= config.steps:
