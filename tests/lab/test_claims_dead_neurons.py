@@ -70,8 +70,12 @@ def test_dead_mask_finds_a_planted_dead_unit():
 
 
 def test_warmup_cosine_schedule():
+    # the remedy arm's schedule: training.lr_at's warmup_cosine, warm-up over 30 % of the steps
+    from gradsight.lab.training import TrainConfig, lr_at
+
     steps, peak = 100, 0.3
-    lrs = [dn.warmup_cosine(s, steps, peak, 0.3) for s in range(steps)]
+    cfg = TrainConfig(steps=steps, lr=peak, schedule="warmup_cosine", warmup=30)
+    lrs = [lr_at(s, cfg) for s in range(steps)]
     assert lrs[0] == pytest.approx(peak / 30)
     assert lrs[29] == pytest.approx(peak)
     assert max(lrs) == pytest.approx(peak)

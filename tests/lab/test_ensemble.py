@@ -25,15 +25,23 @@ def _net(seed: int, init: str) -> MLP:
 
 
 @pytest.mark.parametrize(
-    ("optimizer", "lrs", "schedule"),
+    ("optimizer", "lrs", "schedule", "extra"),
     [
-        ("sgd", [0.01, 0.05, 0.2], "constant"),
-        ("momentum", [0.01, 0.02, 0.05], "cosine"),
-        ("adam", [1e-3, 3e-3, 1e-2], "step"),
+        ("sgd", [0.01, 0.05, 0.2], "constant", {}),
+        ("momentum", [0.01, 0.02, 0.05], "cosine", {}),
+        ("adam", [1e-3, 3e-3, 1e-2], "step", {}),
+        ("momentum", [0.05, 0.1, 0.3], "warmup_cosine", {"warmup": 8, "grad_clip": 0.5}),
+        (
+            "adamw",
+            [1e-3, 3e-3, 1e-2],
+            "warmup_cosine_floor",
+            {"warmup": 5, "min_lr_frac": 0.1, "betas": (0.9, 0.95), "grad_clip": 1.0},
+        ),
     ],
+    ids=["sgd", "momentum", "adam", "momentum-warmup-clip", "adamw-floor-clip"],
 )
 def test_ensemble_equals_one_at_a_time(
-    digits64: data.Dataset, optimizer: str, lrs: list[float], schedule: str
+    digits64: data.Dataset, optimizer: str, lrs: list[float], schedule: str, extra: dict
 ) -> None:
     cfg = TrainConfig(
         steps=40,
@@ -42,6 +50,7 @@ def test_ensemble_equals_one_at_a_time(
         schedule=schedule,
         weight_decay=1e-3,
         eval_every=20,
+        **extra,
     )
     seeds = [5, 6, 7]
     ens = train_ensemble(

@@ -17,17 +17,18 @@ from gradsight.lab.experiments.llm_ffn import (
     QUICK,
     TOLERANCE,
     FormRun,
-    TrainConfig,
+    Recipe,
     build_result,
     evaluate,
     train_form,
 )
 from gradsight.lab.text import load_corpus, ngram_floors
+from gradsight.lab.training import TrainConfig, lr_at
 
 # a recipe small enough for the test budget that still learns (about 3 s on an idle core)
 SMALL = replace(QUICK, steps=300, warmup=30, eval_every=300, flow_steps=30, val_windows=None)
 # a recipe that only exercises the plumbing: every form, every figure, every claim
-TINY = TrainConfig(
+TINY = Recipe(
     d_model=16, n_layers=1, n_heads=2, context=16, batch_size=4, steps=12, warmup=2,
     eval_every=6, val_windows=8, eval_batch=4, flow_steps=4,
 )  # fmt: skip
@@ -107,10 +108,11 @@ def test_unknown_form_is_a_did_you_mean_error(corpus) -> None:
 
 
 def test_learning_rate_schedule() -> None:
-    cfg = TrainConfig(steps=101, warmup=10, lr=1.0, min_lr_frac=0.1, eval_every=100)
-    assert cfg.lr_at(0) == pytest.approx(0.1) and cfg.lr_at(9) == pytest.approx(1.0)
-    assert cfg.lr_at(10) == pytest.approx(1.0) and cfg.lr_at(100) == pytest.approx(0.1)
-    assert cfg.lr_at(55) == pytest.approx(0.55)  # cosine midpoint
+    cfg = Recipe(steps=101, warmup=10, lr=1.0, min_lr_frac=0.1, eval_every=100)
+    assert isinstance(cfg, TrainConfig) and cfg.schedule == "warmup_cosine_floor"
+    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(10, cfg) == pytest.approx(1.0) and lr_at(100, cfg) == pytest.approx(0.1)
+    assert lr_at(55, cfg) == pytest.approx(0.55)  # cosine midpoint
 
 
 @pytest.mark.parametrize(
@@ -128,7 +130,7 @@ def test_learning_rate_schedule() -> None:
 )
 def test_config_errors(kwargs: dict, match: str) -> None:
     with pytest.raises(GradsightError, match=match):
-        TrainConfig(**kwargs)
+        Recipe(**kwargs)
 
 
 # ------------------------------------------------------------- verdict rules on planted numbers

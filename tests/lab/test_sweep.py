@@ -46,7 +46,7 @@ def test_random_samples_draw_lr_log_uniformly_within_the_given_range_with_every_
     ({"seed": []}, "the grid is empty: no value for 'seed'"),
     ({"activation": []}, "the grid is empty: no value for 'activation'"),
     ({"init": "kaiming"}, "unknown init 'kaiming'"),
-    ({"optimizer": "adamw"}, "unknown optimizer 'adamw'; did you mean 'adam'?"),
+    ({"optimizer": "adma"}, "unknown optimizer 'adma'; did you mean 'adam'?"),
     ({"dataset": "mnist"}, "unknown data set 'mnist'; did you mean 'mnist1d'?"),
     ({"width": 2.5}, "width must be a whole number, got 2.5"),
     ({"activaton": "relu"}, "unknown sweep setting 'activaton'; did you mean 'activation'?"),

@@ -62,7 +62,7 @@ def test_catalog_is_read_from_the_registries(client: TestClient) -> None:
         ({"activation": "rellu"}, "activation", "unknown activation 'rellu'; did you mean 'relu'?"),
         ({"dataset": "spirals"}, "dataset", "did you mean 'spiral'?"),
         ({"init": "kaiming"}, "init", "unknown init 'kaiming'"),
-        ({"optimizer": "adamw"}, "optimizer", "did you mean 'adam'?"),
+        ({"optimizer": "adma"}, "optimizer", "did you mean 'adam'?"),
         ({"depth": 65}, "depth", "depth must be an integer in 1..64, got 65"),
         ({"width": 513}, "width", "width must be an integer in 1..512, got 513"),
         ({"steps": 0}, "steps", "got 0"),

@@ -57,7 +57,7 @@ _DEPTH = _axis("Hidden layers (default: 2)")
 _WIDTH = _axis("Units per hidden layer (default: 32)")
 _INIT = _axis("Inits: pytorch_default, xavier, he, lecun, orthogonal (default: pytorch_default)")
 _LR = _axis("Learning rates (default: 0.1)")
-_OPTIMIZER = _axis("Optimizers: sgd, momentum, adam (default: sgd)")
+_OPTIMIZER = _axis("Optimizers: sgd, momentum, adam, adamw (default: sgd)")
 _SEEDS = _axis("Seeds (model init and batch order) (default: 0)")
 _STEPS = _axis("Optimizer steps (default: 200)")
 

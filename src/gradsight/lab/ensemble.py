@@ -9,8 +9,10 @@ run of K-times-wider matrix products instead of K runs.
 
 Each model k sees its own batch order, ``gradsight.lab.data.batches(n, B, steps, seeds[k])``,
 and follows exactly the update rule of :func:`gradsight.lab.training.train` with
-``TrainConfig(lr=lrs[k], seed=seeds[k])`` (SGD, SGD with momentum 0.9, or Adam, in PyTorch's
-formulas), so the two agree to float rounding — tested in float64.
+``TrainConfig(lr=lrs[k], seed=seeds[k])`` (SGD, SGD with momentum 0.9, Adam or AdamW with
+decay on matrices only, every schedule of :data:`gradsight.lab.training.SCHEDULES`, and
+``grad_clip`` on each model's own gradient norm, in PyTorch's formulas), so the two agree to
+float rounding — tested in float64.
 
 With ``config.watch`` every member is watched by its own ``gradsight.watch`` monitor: hooks do
 not fire inside ``vmap``, so on every ``config.watch_every``-th step each member also runs one
@@ -54,7 +56,8 @@ from gradsight.lab.watching import EnsembleWatch
 
 __all__ = ["train_ensemble"]
 
-_BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam defaults
+_EPS = 1e-8  # torch.optim.Adam / AdamW default
+_CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), at most 1
 _MOMENTUM = 0.9  # TrainConfig(optimizer="momentum")
 
 
@@ -112,7 +115,7 @@ def train_ensemble(
             modified; their initial parameters are copied into the stack.
         data: the data set (features cast to the models' dtype).
         config: shared settings (steps, batch size, optimizer, schedule, weight decay,
-            evaluation, ``watch`` and ``watch_every``). ``stop_at`` is a single-model feature
+            betas, grad_clip, evaluation, ``watch`` and ``watch_every``). ``stop_at`` is a single-model feature
             and is refused.
         lrs: K peak learning rates (default ``config.lr`` for all).
         seeds: K batch-order seeds (default ``config.seed`` for all).
@@ -257,17 +260,26 @@ def _update(
     def view(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return t.view(-1, *([1] * (like.dim() - 1)))  # (K,) -> (K, 1, ..., 1)
 
+    grads = [torch.where(view(alive, g), g, torch.zeros_like(g)) for g in grads]
+    if config.grad_clip is not None:
+        # each model's global norm over all its parameters, (K,)
+        norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)
+        coef = (config.grad_clip / (norms + _CLIP_EPS)).clamp(max=1.0)
+        grads = [g * view(coef, g) for g in grads]
+    beta1, beta2 = config.betas
     for n, g in zip(names, grads, strict=True):
         p = params[n]
-        g = torch.where(view(alive, g), g, torch.zeros_like(g))
-        if config.weight_decay:
+        if config.optimizer == "adamw":
+            if config.weight_decay and p.dim() >= 3:  # a matrix of each model: decoupled decay
+                p.mul_(1 - view(lr_now, p) * config.weight_decay)
+        elif config.weight_decay:
             g = g + config.weight_decay * p
-        if config.optimizer == "adam":
+        if config.optimizer in ("adam", "adamw"):
             t = step + 1
-            state_m[n].lerp_(g, 1 - _BETA1)
-            state_v[n].mul_(_BETA2).addcmul_(g, g, value=1 - _BETA2)
-            step_size = view(lr_now, p) / (1 - _BETA1**t)
-            denom = (state_v[n].sqrt() / math.sqrt(1 - _BETA2**t)).add_(_EPS)
+            state_m[n].lerp_(g, 1 - beta1)
+            state_v[n].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            step_size = view(lr_now, p) / (1 - beta1**t)
+            denom = (state_v[n].sqrt() / math.sqrt(1 - beta2**t)).add_(_EPS)
             p.sub_(step_size * state_m[n] / denom)
         elif config.optimizer == "momentum":
             buf = state_m[n]

@@ -238,72 +238,60 @@ def dead_mask(model: Any, X: torch.Tensor) -> torch.Tensor:
     return torch.cat([(h <= 0).all(dim=0) for h in hs])
 
 
-def warmup_cosine(step: int, steps: int, peak: float, warmup_fraction: float) -> float:
-    """Linear warm-up from peak/warm to ``peak`` over the first ``warmup_fraction`` of steps,
-    then cosine decay to 0."""
-    warm = max(1, int(round(warmup_fraction * steps)))
-    if step < warm:
-        return peak * (step + 1) / warm
-    t = (step - warm) / max(1, steps - warm)
-    return peak * 0.5 * (1.0 + math.cos(math.pi * t))
-
-
 def train_one(
     ds: Any, setup: Setup, *, lr: float, seed: int, activation: str = "relu",
     init: str = "pytorch_default", bias_init: float | None = None, schedule: str = "constant",
     revive: bool = False,
 ) -> Run:
-    """Train one MLP with SGD + momentum 0.9, checking the dead mask every ``check_every`` steps."""
+    """Train one MLP with SGD + momentum 0.9 through the lab's loop
+    (:func:`gradsight.lab.training.fit`), checking the dead mask every ``check_every`` steps.
+
+    ``schedule``: ``"constant"`` or ``"warmup_cosine"`` (linear warm-up over the first
+    ``warmup_fraction`` of the steps, at least one, then cosine decay to 0; see
+    :func:`gradsight.lab.training.lr_at`).
+    """
     from gradsight.lab.data import batches
     from gradsight.lab.models import MLP
+    from gradsight.lab.training import Loop, TrainConfig, Watch, fit, make_optimizer
 
     model = MLP(ds.n_features, ds.n_classes, depth=setup.depth, width=setup.width,
                 activation=activation, init=init, bias_init=bias_init, seed=seed)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    idx = batches(len(ds.y_train), setup.batch_size, setup.steps, seed)  # (steps, B)
+    config = TrainConfig(
+        steps=setup.steps, batch_size=setup.batch_size, lr=lr, optimizer="momentum",
+        schedule=schedule, warmup=max(1, int(round(setup.warmup_fraction * setup.steps))),
+        seed=seed, eval_every=setup.check_every, watch=True,
+        watch_every=1 if revive else setup.watch_every, threads=None,
+    )
+    opt = make_optimizer(model.parameters(), config)
+    idx = batches(len(ds.y_train), config.batch_size, config.steps, config.seed)  # (steps, B)
     run = Run()
     start = time.perf_counter()
 
-    def check(step: int) -> None:
+    def loss_at(step: int) -> torch.Tensor:
+        b = idx[step]
+        return F.cross_entropy(model(ds.X_train[b]), ds.y_train[b])
+
+    def check(loop: Loop) -> None:
+        if loop.diverged:  # a run that diverged is judged by its flag, not by a last mask
+            return
         mask = dead_mask(model, ds.X_train)
-        run.steps.append(step)
+        run.steps.append(loop.step)
         run.masks.append(mask)
         run.dead.append(float(mask.float().mean()))
 
-    from gradsight.monitor import watch
+    def maybe_revive(loop: Loop) -> None:
+        if revive and loop.step % setup.revive_every == 0 and loop.step < setup.steps:
+            revived = loop.monitor.revive_dead(opt)
+            run.revived_units += sum(len(v) for v in revived.values())
 
     if revive:
         # revive_dead draws fresh weights from torch's global generator: seed it per run so the
-        # revival arm is as reproducible as the others
+        # revival arm is as reproducible as the others; it needs the monitor on every step
         torch.manual_seed(seed)
-        monitor = watch(model, every=1, window=8, check_nonfinite=False)
-    else:
-        monitor = watch(model, every=setup.watch_every, window=8)
-    try:
-        check(0)
-        for step in range(setup.steps):
-            for group in opt.param_groups:
-                group["lr"] = (
-                    warmup_cosine(step, setup.steps, lr, setup.warmup_fraction)
-                    if schedule == "warmup_cosine" else lr
-                )
-            b = idx[step]
-            loss = F.cross_entropy(model(ds.X_train[b]), ds.y_train[b])
-            if not torch.isfinite(loss):
-                run.diverged = True
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            monitor.step()
-            if revive and (step + 1) % setup.revive_every == 0 and step + 1 < setup.steps:
-                revived = monitor.revive_dead(opt)
-                run.revived_units += sum(len(v) for v in revived.values())
-            if (step + 1) % setup.check_every == 0 or step + 1 == setup.steps:
-                check(step + 1)
-    finally:
-        monitor.close()
-    run.watch = summarize(monitor.report())
+    watch = Watch(every=config.watch_every, window=8, check_nonfinite=not revive)
+    loop = fit(model, loss_at, opt, config, watch=watch, on_step=maybe_revive, on_eval=check)
+    run.diverged = loop.diverged
+    run.watch = summarize(loop.monitor.report())
     with torch.no_grad():
         run.test_acc = float((model(ds.X_test).argmax(1) == ds.y_test).double().mean())
     run.seconds = time.perf_counter() - start

@@ -60,8 +60,9 @@ from gradsight.lab.registry import (
     seeds,
 )
 from gradsight.lab.text import Corpus, load_corpus, ngram_floors
+from gradsight.lab.training import Loop, TrainConfig, Watch, check_config, fit, make_optimizer
 from gradsight.lab.watching import summarize
-from gradsight.monitor import LayerStats, Monitor, watch
+from gradsight.monitor import LayerStats
 
 NAME = "llm_ffn"
 TITLE = (
@@ -98,8 +99,17 @@ SHAZEER_TABLE1: dict[str, float] = {
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """One training recipe shared by every feed-forward form."""
+class Recipe(TrainConfig):
+    """One recipe shared by every feed-forward form: the lab's training hyper-parameters
+    (:class:`gradsight.lab.training.TrainConfig`, here AdamW with decay on matrices only, linear
+    warm-up then cosine to ``min_lr_frac * lr`` at the last step, gradient clipping) plus the
+    model, corpus and evaluation shape of this experiment.
+
+    Of the inherited fields, ``seed`` is not used (each model trains with one of ``seeds``),
+    nor are ``eval_train_max``, ``stop_at`` and ``watch_every`` (the watched stretch is the
+    last ``flow_steps`` steps, measured every ``max(1, flow_steps // 8)`` steps so that the
+    monitor's window of 8 logged steps spans it).
+    """
 
     d_model: int = 64  # residual width
     n_layers: int = 2  # transformer blocks
@@ -109,12 +119,15 @@ class TrainConfig:
     batch_size: int = 16  # sequences per step B
     steps: int = 600  # optimizer steps
     lr: float = 6e-3  # peak AdamW learning rate
+    optimizer: str = "adamw"  # decoupled decay on matrices only (not norms/biases)
+    schedule: str = "warmup_cosine_floor"  # warm-up from lr/warmup, cosine to min_lr_frac*lr
     warmup: int = 60  # linear warm-up steps from 0 to lr
     min_lr_frac: float = 0.1  # cosine decays to min_lr_frac * lr at the last step
     weight_decay: float = 0.1  # AdamW decoupled decay, on matrices only (not norms/biases)
     betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas
-    grad_clip: float = 1.0  # global gradient-norm clip
+    grad_clip: float | None = 1.0  # global gradient-norm clip
     eval_every: int = 100  # steps between validation passes (also at step 0 and the last)
+    watch: bool = True  # the last flow_steps steps train inside gradsight.watch
     val_windows: int | None = 128  # validation windows of length T (None: the whole split)
     eval_batch: int = 64  # windows per forward pass during evaluation
     flow_steps: int = 50  # the last flow_steps steps record gradient flow (untimed)
@@ -134,6 +147,7 @@ class TrainConfig:
             )
         if not self.seeds:
             raise GradsightError("seeds must name at least one seed")
+        check_config(self)
 
     def model_config(self, vocab_size: int, ffn: str) -> CharTransformerConfig:
         return CharTransformerConfig(
@@ -146,14 +160,6 @@ class TrainConfig:
             ffn_mult=self.ffn_mult,
         )
 
-    def lr_at(self, step: int) -> float:
-        """Linear warm-up ``lr * (s+1)/warmup``, then cosine from ``lr`` to ``min_lr_frac*lr``."""
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        t = (step - self.warmup) / max(1, self.steps - 1 - self.warmup)  # 0 -> 1
-        lo = self.min_lr_frac * self.lr
-        return lo + 0.5 * (self.lr - lo) * (1.0 + math.cos(math.pi * t))
-
     def describe(self) -> str:
         return (
             f"{self.n_layers}-layer decoder, d_model {self.d_model}, {self.n_heads} heads, "
@@ -165,8 +171,8 @@ class TrainConfig:
         )
 
 
-QUICK = TrainConfig(steps=300, warmup=30, seeds=(0, 1, 2))  # MIN_SEEDS seeds decide the claims
-FULL = TrainConfig(
+QUICK = Recipe(steps=300, warmup=30, seeds=(0, 1, 2))  # MIN_SEEDS seeds decide the claims
+FULL = Recipe(
     d_model=128,
     n_layers=4,
     n_heads=4,
@@ -340,23 +346,10 @@ class FormRun:
         return self.val_bpc[-1]
 
 
-def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        betas=cfg.betas,
-    )
-
-
 def train_form(
     corpus: Corpus,
     ffn: str,
-    cfg: TrainConfig,
+    cfg: Recipe,
     seed: int,
     on_step: Callable[[int], None] | None = None,
 ) -> tuple[CharTransformer, FormRun]:
@@ -364,14 +357,16 @@ def train_form(
 
     The model is built right after ``torch.manual_seed(seed)`` and fed
     ``corpus.batches(B, T, seed)``: two forms with the same seed start from the same
-    embeddings and attention weights and see the same characters in the same order.
+    embeddings and attention weights and see the same characters in the same order. It trains
+    through the lab's loop (:func:`gradsight.lab.training.fit`) with the recipe's optimizer,
+    schedule and clipping; the last ``flow_steps`` steps inside ``gradsight.watch``.
     """
     known = ffn_forms()
     if ffn not in known:
         raise unknown_choice("ffn form", ffn, known)
     torch.manual_seed(seed)
     model = CharTransformer(cfg.model_config(corpus.vocab_size, ffn))
-    opt = _optimizer(model, cfg)
+    opt = make_optimizer(model.parameters(), cfg)
     batches = corpus.batches(cfg.batch_size, cfg.context, seed)
     vx, vy = corpus.val_windows(cfg.context, cfg.val_windows)
     run = FormRun(
@@ -383,15 +378,32 @@ def train_form(
     )
     timed: list[float] = []
     train_nats: list[float] = []
-    flow_start = cfg.steps - cfg.flow_steps
     # watch() logs every `every`-th step of the last flow_steps; its window of 8 logged steps
     # then spans that stretch. Watched steps are left out of the timing.
+    watched = cfg.watch and cfg.flow_steps > 0
     every = max(1, cfg.flow_steps // 8)
-    mon: Monitor | None = None
 
-    def record(step: int) -> None:
+    def loss_at(step: int) -> torch.Tensor:
+        x, y = next(batches)  # (B, T), (B, T)
+        return model(x, y)[1]
+
+    def after_step(loop: Loop) -> None:
+        if loop.monitor is not None:
+            train_nats.append(loop.loss.item())
+            if loop.step == cfg.steps:  # report before the validation forward passes
+                sites = [n for n, _ in model.ffn_sites()]
+                report = loop.monitor.report()
+                run.grad_flow = _ffn_flow(report.layers, sites)
+                run.watch = summarize(report).compact()
+                loop.monitor.close()
+        elif loop.step > 5:  # the first steps pay one-off allocation costs
+            timed.append(loop.step_seconds)
+        if on_step is not None:
+            on_step(loop.step)
+
+    def record(loop: Loop) -> None:
         bpc, layers = evaluate(model, vx, vy, cfg.eval_batch)
-        run.steps.append(step)
+        run.steps.append(loop.step)
         run.val_bpc.append(bpc)
         run.zero_fraction.append(statistics.fmean(la.zero_fraction for la in layers))
         run.near_zero_fraction.append(statistics.fmean(la.near_zero_fraction for la in layers))
@@ -399,39 +411,8 @@ def train_form(
         run.final_layers = [asdict(la) for la in layers]
 
     model.train()
-    record(0)
-    try:
-        for step in range(cfg.steps):
-            if step == flow_start and cfg.flow_steps > 0:
-                mon = watch(model, every=every, window=8)
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr_at(step)
-            t0 = time.perf_counter()
-            x, y = next(batches)  # (B, T), (B, T)
-            _, loss = model(x, y)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            dt = time.perf_counter() - t0
-            if mon is not None:
-                mon.step()
-                train_nats.append(loss.item())
-                if step + 1 == cfg.steps:  # report before the validation forward passes
-                    sites = [n for n, _ in model.ffn_sites()]
-                    report = mon.report()
-                    run.grad_flow = _ffn_flow(report.layers, sites)
-                    run.watch = summarize(report).compact()
-                    mon.close()
-            elif step >= 5:  # the first steps pay one-off allocation costs
-                timed.append(dt)
-            if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-                record(step + 1)
-            if on_step is not None:
-                on_step(step + 1)
-    finally:
-        if mon is not None:
-            mon.close()
+    watch = Watch(every=every, window=8, start=cfg.steps - cfg.flow_steps) if watched else None
+    fit(model, loss_at, opt, cfg, watch=watch, on_step=after_step, on_eval=record)
     if train_nats:
         run.train_loss_bpc = statistics.fmean(train_nats) / math.log(2)
     if timed:
@@ -1001,7 +982,7 @@ def estimate_seconds(corpus: Corpus, cfg: TrainConfig, n_forms: int = len(FORMS)
     for form in ("relu", "swiglu"):
         torch.manual_seed(0)
         model = CharTransformer(cfg.model_config(corpus.vocab_size, form))
-        opt = _optimizer(model, cfg)
+        opt = make_optimizer(model.parameters(), cfg)
         batches = corpus.batches(cfg.batch_size, cfg.context, 0)
         ts = []
         for _ in range(8):
