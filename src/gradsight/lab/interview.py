@@ -259,8 +259,8 @@ def _q3_remedies(f: Facts) -> str | None:
     floor = f.num(cid, "small_lr_dead")
     status = f.ev(cid, "remedy_status") or {}
     parts = ", ".join(
-        (f"{k} {_pct(v)}" if isinstance(v, (int, float)) else f"{k} failed to train")
-        + (f" ({status[k]})" if isinstance(status, dict) and k in status else "")
+        f"{k} {_pct(v)}" + (f" ({status[k]})" if isinstance(status, dict) and k in status else "")
+        if isinstance(v, (int, float)) else f"{k} failed to train"
         for k, v in rem.items()
     )
     at = f" at learning rate {lr:g}, the one that trains and loses the most units," if lr is not None else ""
