@@ -69,6 +69,19 @@ def test_dead_mask_finds_a_planted_dead_unit():
     assert not mask[0]
 
 
+@pytest.mark.parametrize(("activation", "dead"), [("relu", True), ("relu2", True), ("leaky_relu", False), ("elu", False)])
+def test_a_unit_stuck_below_zero_is_dead_only_where_the_derivative_is_zero(activation, dead):
+    # the same planted unit (pre-activation -1 for every input): ReLU and relu2 pass it no
+    # gradient; Leaky ReLU (f' = 0.01) and ELU (f' = e^-1) still do, so they have no dead unit
+    model = MLP(3, 2, depth=1, width=4, activation=activation, seed=0)
+    with torch.no_grad():
+        model.hidden[0].weight[1].zero_()
+        model.hidden[0].bias[1] = -1.0
+    mask = dn.dead_mask(model, torch.randn(50, 3))
+    assert bool(mask[1]) is dead
+    assert bool(mask[1]) is model.act.can_die  # the count agrees with the catalog's property
+
+
 def test_warmup_cosine_schedule():
     # the remedy arm's schedule: training.lr_at's warmup_cosine, warm-up over 30 % of the steps
     from gradsight.lab.training import TrainConfig, lr_at

@@ -42,7 +42,8 @@ PLANTED = [
                                                             "warm-up + cosine": "prevents"}},
     }),
     _result("training_speed", {"training_speed.relu_converges_faster": {
-        "settings": 8, "relu_faster_settings": 7, "sigmoid_faster_settings": 0,
+        "settings": 8, "relu_faster_settings": 7, "sigmoid_faster_settings": 0, "step_budget": 300,
+        "outcome_per_setting": {f"setting {i}": "relu faster" for i in range(7)} | {"setting 7": "neither"},
         "saturated_at_end": {"sigmoid": 0.12, "relu": 0.0},
         "diverged_runs_at_best_lr": {"sigmoid": 0, "relu": 2}, "runs_at_best_lr": {"sigmoid": 24, "relu": 24},
     }}),
@@ -87,12 +88,23 @@ def test_answers_cite_the_planted_numbers():
     # dead units judged on runs that train; the collapsed runs are named as such
     assert "3.3% at learning rate 0.01" in q3["answer"] and "3/3 runs at lr 0.15" in q3["answer"]
     assert "Leaky ReLU failed to train" in q3["answer"] and "He init 0.8% (prevents)" in q3["answer"]
+    assert "before sigmoid in 7 of our 8 settings" in q2["answer"]
+    assert "neither within 300 steps in 1" in q2["answer"]
     assert "reglu, swiglu" in q4["answer"]
+    # the same outcomes as the claim counts, and a conclusion only the outcomes allow
+    assert "relu faster in 7, neither in 1: no setting where the other activation won" in q4["answer"]
     # stability: saturation during training and divergence counts, from this run
     assert "sigmoid 12%" in q5["answer"] and "relu 2/24" in q5["answer"]
     assert "3/3 runs at learning rate 0.15" in q5["answer"]
     for qa in out.values():
         assert 2 <= _sentences(qa["answer"]) <= 3, qa["answer"]
+
+
+def test_a_setting_won_by_each_activation_says_the_answer_changed():
+    mixed = [_result("training_speed", {"training_speed.relu_converges_faster": {
+        "outcome_per_setting": {"a": "relu faster", "b": "sigmoid faster", "c": "relu faster"}}})]
+    q4 = answers(mixed)[3]["answer"]
+    assert "relu faster in 2, sigmoid faster in 1: the answer changed with the setting" in q4
 
 
 def test_a_missing_number_drops_only_its_sentence():

@@ -9,8 +9,10 @@ from __future__ import annotations
 import sys
 
 from gradsight.cli import activations, flow, lab, monitor, serve, sweep  # noqa: F401  (registers commands)
-from gradsight.cli.app import app
+from gradsight.cli.app import app, reflow_help
 from gradsight.errors import GradsightError
+
+reflow_help(app)
 
 
 def main() -> None:

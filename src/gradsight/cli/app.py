@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import typer
 
 app = typer.Typer(
@@ -32,3 +34,27 @@ def _root(
 
     Example: gradsight derivative relu -1 0 2
     """
+
+
+def reflow(text: str) -> str:
+    """Join the lines of each paragraph (paragraphs are separated by a blank line): the terminal
+    wraps help text to its own width, and a docstring's line breaks would break lines twice.
+
+    >>> reflow("Run it.\n\nEach line of this\nparagraph joins.\n\nExample: x --y")
+    'Run it.\n\nEach line of this paragraph joins.\n\nExample: x --y'
+    """
+    return "\n\n".join(" ".join(ln.strip() for ln in p.splitlines()) for p in text.strip().split("\n\n"))
+
+
+def reflow_help(typer_app: typer.Typer) -> None:
+    """Reflow the docstring of every command and group callback of ``typer_app`` (recursively)
+    that Typer turns into ``--help`` text."""
+    callbacks = [c.callback for c in typer_app.registered_commands]
+    if typer_app.registered_callback is not None:
+        callbacks.append(typer_app.registered_callback.callback)
+    for group in typer_app.registered_groups:
+        reflow_help(group.typer_instance)
+    for fn in callbacks:
+        doc = inspect.getdoc(fn) if fn is not None else None
+        if doc:
+            fn.__doc__ = reflow(doc)

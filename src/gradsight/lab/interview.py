@@ -153,11 +153,16 @@ def _q2_speed(f: Facts) -> str | None:
     lost = f.num(cid, "sigmoid_faster_settings")
     if not _all(won, total):
         return None
-    lost_text = f", sigmoid was faster in {lost:.0f}" if lost else ""
+    neither = total - won - (lost or 0)
+    budget = f.num(cid, "step_budget")
+    lost_text = f", sigmoid first in {lost:.0f}" if lost else ""
+    neither_text = (
+        f", neither within {budget:.0f} steps in {neither:.0f}" if neither and budget is not None
+        else f", neither in {neither:.0f}" if neither else ""
+    )
     return (
-        f"It trained faster than sigmoid in {won:.0f} of our {total:.0f} settings (data set × "
-        f"depth × optimizer){lost_text}, so the speed advantage is real but depends on depth, "
-        "init and optimizer."
+        f"It reached the target accuracy before sigmoid in {won:.0f} of our {total:.0f} settings "
+        f"(data set × depth × optimizer × init){lost_text}{neither_text}."
     )
 
 
@@ -259,8 +264,8 @@ def _q3_remedies(f: Facts) -> str | None:
     floor = f.num(cid, "small_lr_dead")
     status = f.ev(cid, "remedy_status") or {}
     parts = ", ".join(
-        (f"{k} {_pct(v)}" if isinstance(v, (int, float)) else f"{k} failed to train")
-        + (f" ({status[k]})" if isinstance(status, dict) and k in status else "")
+        f"{k} {_pct(v)}" + (f" ({status[k]})" if isinstance(status, dict) and k in status else "")
+        if isinstance(v, (int, float)) else f"{k} failed to train"
         for k, v in rem.items()
     )
     at = f" at learning rate {lr:g}, the one that trains and loses the most units," if lr is not None else ""
@@ -317,17 +322,19 @@ def _q4_llm(f: Facts) -> str | None:
 
 
 def _q4_speed(f: Facts) -> str | None:
-    best = f.ev("training_speed.relu_converges_faster", "fastest_activation")
-    if not isinstance(best, dict) or not best:
+    outcomes = f.ev("training_speed.relu_converges_faster", "outcome_per_setting")
+    if not isinstance(outcomes, dict) or not outcomes:
         return None
     counts: dict[str, int] = {}
-    for act in best.values():
-        counts[str(act)] = counts.get(str(act), 0) + 1
-    parts = ", ".join(f"{a} in {n}" for a, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-    return (
-        f"Across our {len(best)} training-speed settings the fastest activation to the target "
-        f"accuracy was {parts}, so the answer depends on depth, init and optimizer."
+    for outcome in outcomes.values():
+        counts[str(outcome)] = counts.get(str(outcome), 0) + 1
+    parts = ", ".join(f"{o} in {n}" for o, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    winners = {o for o in counts if o.endswith(" faster")}
+    tail = (
+        ": the answer changed with the setting" if len(winners) > 1
+        else ": no setting where the other activation won" if winners else ""
     )
+    return f"Across our {len(outcomes)} training-speed settings the outcome was {parts}{tail}."
 
 
 def _q4_general(f: Facts) -> str | None:

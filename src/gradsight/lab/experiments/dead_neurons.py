@@ -125,8 +125,10 @@ def kill_verdict(
     shown = "none were dead" if still_dead is None else f"{still_dead:.0%} were still dead"
     head = (
         f"In runs that trained (test accuracy ≥ {TRAINS:.0%}), the dead fraction at the end is "
-        f"{trained_dead[lo]:.1%} at lr {lo:g} and at most {trained_dead[top]:.1%} (lr {top:g}); "
-        f"of the units dead at mid-training at lr {top:g}, {shown} at the end."
+        + ", ".join(f"{trained_dead[lr]:.1%} at lr {lr:g}" for lr in sorted(trained_dead))
+        + f"; of the units dead at mid-training at lr {top:g}"
+        + (" (the most dead)" if len(trained_dead) > 1 else "")
+        + f", {shown} at the end."
     )
     if rise >= margin:
         if still_dead is not None and still_dead >= permanent:
@@ -178,7 +180,7 @@ def remedy_verdict(
         for k, v in remedies.items()
     }
     listing = ", ".join(
-        f"{k} {'—' if remedies[k] is None else format(remedies[k], '.1%')} ({status[k]})"
+        f"{k} fails to train" if remedies[k] is None else f"{k} {remedies[k]:.1%} ({status[k]})"
         for k in remedies
     )
     head = (
@@ -229,13 +231,15 @@ class Run:
 
 
 def dead_mask(model: Any, X: torch.Tensor) -> torch.Tensor:
-    """(units,) bool: hidden units whose pre-activation is ≤ 0 for every row of ``X``.
+    """(units,) bool: hidden units whose derivative f'(z) is exactly 0 for every row of ``X``.
 
-    For ReLU that is exactly "output and derivative zero for every sample" (ReLU'(0) = 0).
+    For ReLU that is "pre-activation ≤ 0 for every sample" (ReLU'(0) = 0). An activation whose
+    catalog entry cannot die (Leaky ReLU: f' = α below zero) has no dead units by this count,
+    however many of its units stay negative: they still pass α·dout and can come back.
     """
     with torch.no_grad():
         _, hs = model.forward_with_preactivations(X)  # depth × (N, width)
-    return torch.cat([(h <= 0).all(dim=0) for h in hs])
+    return torch.cat([(model.act.derivative(h) == 0).all(dim=0) for h in hs])
 
 
 def train_one(

@@ -20,6 +20,7 @@ may have been the machine's: a later run tries again).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -61,20 +62,27 @@ _COLUMNS = ("id", "kind", "config", "version", "status", "failure", "error", "me
             "attempts", "seconds", "started", "finished", "host", "versions")
 
 
+@functools.cache
 def host() -> str:
-    """Where a trial ran: host name and platform."""
+    """Where a trial ran: host name and platform (read once per process)."""
     return f"{socket.gethostname()} ({platform.platform()})"
 
 
 def library_versions() -> dict[str, str | None]:
-    """Versions of Python and of the libraries that decide a trial's numbers."""
-    out: dict[str, str | None] = {"python": platform.python_version()}
+    """Versions of Python and of the libraries that decide a trial's numbers (a new dict each
+    call; the package metadata is parsed once per process)."""
+    return dict(_library_versions())
+
+
+@functools.cache
+def _library_versions() -> tuple[tuple[str, str | None], ...]:
+    out: list[tuple[str, str | None]] = [("python", platform.python_version())]
     for dist in ("gradsight", "torch", "numpy", "scikit-learn", "mnist1d"):
         try:
-            out[dist] = metadata.version(dist)
+            out.append((dist, metadata.version(dist)))
         except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
+            out.append((dist, None))
+    return tuple(out)
 
 
 @dataclass
