@@ -260,12 +260,12 @@ def _no_dead_beside_dead_relu(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 
 def _saturated_tanh(a: dict[str, Any], b: None) -> None:
-    # σ_w² = 6: about one pre-activation in ten per layer on the flat tails (one in five in the
-    # first), the valve about a third open -- under the monitor's saturation line, as the text says
+    # σ_w² = 12: a quarter or more of every layer's pre-activations on the flat tails (measured
+    # 0.27-0.40 at steps 1-300), the valve about a fifth open, and the monitor says so
     sat = [layer["saturated_fraction"] for layer in a["layers"]]
     opening = [layer["mean_derivative"] for layer in a["layers"]]  # tanh: sup f' = 1
-    assert all(0.05 <= s < 0.25 for s in sat) and sat[0] >= 0.15
-    assert all(0.25 < o < 0.5 for o in opening) and "saturation" not in a["kinds"]
+    assert all(s >= 0.25 for s in sat) and all(o < 0.3 for o in opening)
+    assert "saturation" in a["kinds"]
 
 
 LESSON_CHECKS = {  # lesson id -> (steps, check on panels a, b)

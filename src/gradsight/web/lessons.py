@@ -81,14 +81,14 @@ LESSONS: tuple[Lesson, ...] = (
     ),
     Lesson(
         "saturated_tanh", "Large weights saturate tanh",
-        "With σ_w² = 6 the tanh pre-activations spread out onto the flat tails: about one in ten "
-        "per layer (one in five in the first) has f'(z) below 1 % of its maximum, and the valve "
-        "is about a third open on average (E[f'] ≈ 0.35, where Xavier init keeps it near 0.95). "
-        "That is still under the monitor's saturation line (a quarter of them, or E[f'] ≤ 1/4): "
-        "raise σ_w² and watch the histogram's z move out where f' (dashed) is nearly zero.",
+        "With σ_w² = 12 (Xavier's is about 1) a quarter to two fifths of the tanh pre-activations "
+        "in every layer sit on the flat tails, where f'(z) is below 1 % of its maximum, and the "
+        "valve is about a fifth open (E[f'] ≈ 0.2, where Xavier init keeps it near 0.95): the "
+        "monitor raises a saturation finding. Watch the histogram's z sit out where f' (dashed) "
+        "is nearly zero, then apply its remedy (Xavier init) and see the valve open.",
         "large_weights_saturate_sigmoid_tanh",
         {"dataset": "xor", "activation": "tanh", "depth": 6, "width": 64, "init": "sigma_w2",
-         "weight_var": 6.0, "lr": 0.05, "steps": 300},
+         "weight_var": 12.0, "lr": 0.05, "steps": 300},
     ),
     Lesson(
         "gelu_transformers", "Why transformers use GELU",
