@@ -42,7 +42,7 @@ def test_remedies_go_where_the_baseline_trains_and_loses_the_most_units():
         0.1: [_run(0.12, 0.9), _run(0.10, 0.92)],  # trains, loses units: here
         0.3: [_run(0.6, 0.09), _run(0.7, 0.1)],  # collapsed: never here
     }
-    trained = dn._trained_dead(runs)
+    trained = dn.trained_dead_by_lr(runs)
     assert trained == pytest.approx({0.01: 0.03, 0.1: 0.11})
     assert dn.remedy_lr(trained, 0.01) == 0.1
     assert dn.remedy_lr({}, 0.01) == 0.01
@@ -117,13 +117,13 @@ def test_summary_separates_runs_that_train_from_collapsed_and_diverged():
     b = dn.Run(steps=[0], dead=[0.0], masks=[torch.tensor([False, False])], diverged=True)
     c = dn.Run(steps=[0, 1], dead=[0.0, 1.0], masks=[torch.tensor([False, False]), torch.tensor([True, True])],
                test_acc=0.1)
-    row = dn._summary({"arm": "x"}, [a, b, c])
+    row = dn.summary_row({"arm": "x"}, [a, b, c])
     assert row["dead_at_end"] == 0.75 and row["diverged"] == "1/3"
     assert row["trained"] == "1/3" and row["collapsed"] == "1/3"
     assert row["dead_at_end_trained"] == 0.5 and row["dead_at_end_collapsed"] == 1.0
     assert row["still_dead_of_mid_trained"] == 1.0
-    assert dn._dead_or_none(row) is None  # most seeds failed to train
-    assert dn._dead_or_none(dn._summary({}, [a, a, c])) == 0.5
+    assert dn.dead_if_trained(row) is None  # most seeds failed to train
+    assert dn.dead_if_trained(dn.summary_row({}, [a, a, c])) == 0.5
 
 
 def test_the_monitors_dead_fraction_agrees_with_the_full_set_count():

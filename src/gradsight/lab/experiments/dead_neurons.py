@@ -311,7 +311,12 @@ def _still_dead(runs: Sequence[Run]) -> float | None:
     return sum(r.still_dead()[1] for r in runs) / mid if mid else None
 
 
-def _summary(label: dict[str, Any], runs: list[Run]) -> dict[str, Any]:
+def summary_row(label: dict[str, Any], runs: list[Run]) -> dict[str, Any]:
+    """One row of the experiment's table: ``label`` plus the dead fraction at start, mid-training
+    and end (mean over runs whose loss stayed finite), test accuracy, the monitor's count, and
+    the runs split three ways -- ``trained`` (finite loss, test accuracy ≥ :data:`TRAINS`),
+    ``collapsed`` (finite loss, below it) and ``diverged`` (NaN/Inf loss) -- with the dead
+    fraction at the end of each group and the share of mid-training dead units still dead."""
     ok = [r for r in runs if not r.diverged]
     trained = [r for r in runs if r.trained]
     collapsed = [r for r in ok if not r.trained]
@@ -374,7 +379,7 @@ def remedy_lr(trained_dead: dict[float, float], fallback: float) -> float:
     return max(trained_dead, key=lambda lr: (trained_dead[lr], -lr))
 
 
-def _dead_or_none(row: dict[str, Any]) -> float | None:
+def dead_if_trained(row: dict[str, Any]) -> float | None:
     """A summary row's final dead fraction over runs that trained, or None when most of its
     seeds failed to train (collapsed or diverged)."""
     n_ok, n = (int(x) for x in row["trained"].split("/"))
@@ -383,7 +388,7 @@ def _dead_or_none(row: dict[str, Any]) -> float | None:
     return round(row["dead_at_end_trained"], 4)
 
 
-def _trained_dead(runs_by_lr: dict[float, list[Run]]) -> dict[float, float]:
+def trained_dead_by_lr(runs_by_lr: dict[float, list[Run]]) -> dict[float, float]:
     """Per learning rate at which most runs trained: the mean final dead fraction of those runs."""
     return {
         lr: statistics.fmean(r.dead[-1] for r in rs if r.trained)
@@ -474,7 +479,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
                     done += 1
                     progress(done, total, f"lr {lr:g} bias {bias}")
                 sweep[(lr, bias)] = runs
-        trained_dead = _trained_dead({lr: sweep[(lr, None)] for lr in setup.lrs})
+        trained_dead = trained_dead_by_lr({lr: sweep[(lr, None)] for lr in setup.lrs})
         kill_lr = remedy_lr(trained_dead, min(setup.lrs))
         arms = {
             "leaky_relu": {"activation": "leaky_relu"},
@@ -492,10 +497,10 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
             remedies[arm] = runs
 
     rows = [
-        _summary({"part": "sweep", "lr": lr, "bias_init": "pytorch_default" if b is None else b}, rs)
+        summary_row({"part": "sweep", "lr": lr, "bias_init": "pytorch_default" if b is None else b}, rs)
         for (lr, b), rs in sweep.items()
     ]
-    remedy_rows = [_summary({"part": "remedy", "lr": kill_lr, "arm": k}, rs) for k, rs in remedies.items()]
+    remedy_rows = [summary_row({"part": "remedy", "lr": kill_lr, "arm": k}, rs) for k, rs in remedies.items()]
     for row, (arm, rs) in zip(remedy_rows, remedies.items(), strict=True):
         row["revived_units"] = sum(r.revived_units for r in rs) if arm == "revive_dead" else None
     rows += remedy_rows
@@ -560,14 +565,14 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     rem = {r["arm"]: r for r in remedy_rows}
     base = rem["baseline"]["dead_at_end_trained"]
     named = {"leaky_relu": "Leaky ReLU", "he_init": "He init", "warmup_cosine": "warm-up + cosine"}
-    remedy_dead = {named[k]: _dead_or_none(rem[k]) for k in named}
+    remedy_dead = {named[k]: dead_if_trained(rem[k]) for k in named}
     floor = trained_dead[lo] if lo is not None else 0.0
     verdict2, text2, status = remedy_verdict(0.0 if math.isnan(base) else base, remedy_dead, floor)
     text2 = f"Tested at lr {kill_lr:g}, the learning rate that trains and leaves the most units dead. " + text2
     rev = rem["revive_dead"]
     text2 += (
         f" Revival with mon.revive_dead every {setup.revive_every} steps: "
-        + ("most runs failed to train" if _dead_or_none(rev) is None
+        + ("most runs failed to train" if dead_if_trained(rev) is None
            else f"{rev['dead_at_end_trained']:.1%} dead at the end")
         + f" ({rev['revived_units']} units re-initialized over {setup.seeds} runs, "
         f"{rev['trained']} trained). Test accuracy (runs without NaN): "
@@ -586,7 +591,7 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
             "remedy_status": status,
             "remedy_test_acc": {k: round(rem[k]["test_acc"], 4) for k in rem},
             "revival_dead_before": None if math.isnan(base) else round(base, 4),
-            "revival_dead_after": _dead_or_none(rev),
+            "revival_dead_after": dead_if_trained(rev),
             "trained_runs": {k: rem[k]["trained"] for k in rem},
             "diverged_runs": {k: rem[k]["diverged"] for k in rem},
             "revived_units": rev["revived_units"],
