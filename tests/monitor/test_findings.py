@@ -72,6 +72,8 @@ def test_dead_unit_finding_names_the_layer_with_evidence():
     assert f.evidence["dead_fraction"] == {"3": 40 / 64}
     assert f.severity == "critical"
     assert "revive_dead" in f.remedy and "LeakyReLU(0.01)" in f.remedy
+    # the message says on how many samples the units were judged: 3 steps of 64 in the window
+    assert f.evidence["samples_per_unit"] == {"3": 192} and "(192 per unit)" in f.message
 
 
 def test_saturation_finding():

@@ -1,5 +1,8 @@
 """dead_units: units whose derivative was 0 for every sample of the window (for the ReLU
-family: output 0 for every sample). They get no gradient and never recover by themselves.
+family: output 0 for every sample). They get no gradient through those samples; they come back
+only if the layers below move their pre-activations, or other inputs reach them. The message
+says how many samples per unit the window held: early in training, with a small batch, a
+rarely active unit can be zero for all of them without being dead on the data.
 
 A site with dead_fraction >= 0.25 is named (warning; >= 0.5 critical). Deep He-initialised ReLU
 nets on random inputs show up to ~0.2 in their last layers, which stays below the threshold.
@@ -19,6 +22,12 @@ from gradsight.monitor.diagnostics.base import (
 from gradsight.monitor.records import Finding
 
 WARN, CRIT = 0.25, 0.5
+
+
+def _samples(sites: list) -> str:
+    """The window's samples per unit over ``sites``: one number, or the range."""
+    lo, hi = min(s.samples for s in sites), max(s.samples for s in sites)
+    return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
 
 
 class DeadUnits(Diagnostic):
@@ -52,7 +61,8 @@ class DeadUnits(Diagnostic):
                 severity=severity(worst, WARN, CRIT) or "warning",
                 message=(
                     f"{sites_have(len(bad))} at least {WARN:.0%} dead units (up to {worst:.1%}): "
-                    "zero for every sample in the window, they pass no gradient."
+                    f"zero for every sample in the window ({_samples(bad)} per unit), they pass "
+                    "no gradient."
                 ),
                 evidence={
                     "dead_fraction": {s.name: s.dead_fraction for s in bad},
