@@ -138,12 +138,32 @@ def test_runs_of_single_experiments_merge_into_one_record_in_registry_order():
         readme.merge([a, a])
 
 
+def test_replace_swaps_one_experiment_of_a_record_for_a_newer_run(tmp_path):
+    a = results_document([_result("derivatives", ["supported"]), _result("he2015", ["nuanced"])],
+                         quick=True, env={"date_utc": "d1"}, seed=1)
+    target = tmp_path / "quick-seed1.json"
+    target.write_text(json.dumps(readme.record(a, "first run")))
+    again = tmp_path / "results.json"
+    again.write_text(json.dumps(results_document([_result("he2015", ["supported", "refuted"])], quick=True,
+                                                 env={"date_utc": "d2"}, seed=1)))
+    assert readme.main(["replace", str(target), str(again), "--command", "first run; he2015 again"]) == 0
+    got = json.loads(target.read_text())
+    assert [(c["id"], c["verdict"]) for c in got["claims"]] == [
+        ("derivatives.c0", "supported"), ("he2015.c0", "supported"), ("he2015.c1", "refuted")]
+    assert got["command"] == "first run; he2015 again" and got["date_utc"] == "d2" and got["seconds"] == 4.0
+    other_seed = tmp_path / "seed2.json"
+    other_seed.write_text(json.dumps(results_document([_result("he2015", ["nuanced"])], quick=True, env={},
+                                                      seed=2)))
+    with pytest.raises(GradsightError, match="disagree"):
+        readme.main(["replace", str(target), str(other_seed), "--command", "x"])
+
+
 def test_the_command_line_says_a_bad_call_in_one_line_and_exits_2():
     import subprocess
     import sys
 
     bad = subprocess.run([sys.executable, "-m", "gradsight.lab.readme", "bogus"], capture_output=True, text=True)
     assert bad.returncode == 2
-    assert bad.stderr.strip() == "error: usage: record|write|check; got ['bogus']; try 'check'"
+    assert bad.stderr.strip() == "error: usage: record|replace|write|check; got ['bogus']; try 'check'"
     helped = subprocess.run([sys.executable, "-m", "gradsight.lab.readme", "--help"], capture_output=True, text=True)
     assert helped.returncode == 0 and "python -m gradsight.lab.readme check" in helped.stdout

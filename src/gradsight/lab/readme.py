@@ -16,6 +16,9 @@ Commands (run from the repository root)::
     # or several --only runs merged into one record:
     python -m gradsight.lab.readme record runs/*/results.json docs/lab/quick-seed1.json \\
         --command "gradsight lab --quick --seed 1 --only NAME, one process per experiment"
+    # one experiment re-run after its code changed, the record's others kept:
+    python -m gradsight.lab.readme replace docs/lab/quick-seed1.json runs/NAME/results.json \\
+        --command "... ; NAME re-run on commit X"
     python -m gradsight.lab.readme write            # rewrite README.md's blocks from docs/lab
     python -m gradsight.lab.readme check            # exit 1 when README.md and docs/lab disagree
 """
@@ -82,6 +85,44 @@ def record(doc: dict[str, Any], command: str) -> dict[str, Any]:
             }
             for c in doc["claims"]
         ],
+    }
+
+
+def replace(old: dict[str, Any], new: dict[str, Any], command: str) -> dict[str, Any]:
+    """Record ``old`` with every experiment that record ``new`` holds taken from ``new`` (its
+    scale, time and claims, in registry order); ``command`` says how the result came about.
+    For re-running one experiment after its code changed, without re-running the others.
+
+    >>> a = {"quick": True, "seed": 1, "seconds": 3.0, "date_utc": "d1", "failed": {},
+    ...      "experiments": {"cost": {"seconds": 1.0}, "born_dead": {"seconds": 2.0}},
+    ...      "claims": [{"experiment": "cost", "verdict": "supported"},
+    ...                 {"experiment": "born_dead", "verdict": "supported"}], "command": "c1"}
+    >>> b = {**a, "seconds": 5.0, "date_utc": "d2", "experiments": {"cost": {"seconds": 5.0}},
+    ...      "claims": [{"experiment": "cost", "verdict": "nuanced"}]}
+    >>> r = replace(a, b, "c1; cost again")
+    >>> r["seconds"], [c["verdict"] for c in r["claims"]], r["date_utc"]
+    (7.0, ['nuanced', 'supported'], 'd2')
+    """
+    from gradsight.lab.registry import names
+
+    if (old.get("quick"), old.get("seed", 0)) != (new.get("quick"), new.get("seed", 0)):
+        raise GradsightError(
+            f"the records disagree on (quick, seed): {(old.get('quick'), old.get('seed', 0))!r} "
+            f"vs {(new.get('quick'), new.get('seed', 0))!r}"
+        )
+    order = {n: i for i, n in enumerate(names())}
+    experiments = {**old["experiments"], **new["experiments"]}
+    ranked = sorted(experiments, key=lambda n: order.get(n, len(order)))
+    claims = [c for c in old["claims"] if c["experiment"] not in new["experiments"]] + new["claims"]
+    return {
+        **old,
+        "command": command,
+        "seconds": round(sum(experiments[n].get("seconds") or 0.0 for n in ranked), 3),
+        "date_utc": max(old.get("date_utc") or "", new.get("date_utc") or ""),
+        "failed": {**{k: v for k, v in old.get("failed", {}).items() if k not in new["experiments"]},
+                   **new.get("failed", {})},
+        "experiments": {n: experiments[n] for n in ranked},
+        "claims": sorted(claims, key=lambda c: order.get(c["experiment"], len(order))),
     }
 
 
@@ -309,6 +350,7 @@ def rewrite(readme: str, blocks: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``record RESULTS... OUT --command CMD`` (several RESULTS are merged, see :func:`merge`) |
+    ``replace RECORD RESULTS --command CMD`` (RESULTS' experiments replace RECORD's) |
     ``write [README] [--dir D]`` | ``check [README]``."""
     args = list(sys.argv[1:] if argv is None else argv)
     directory = Path("docs/lab")
@@ -316,8 +358,20 @@ def main(argv: list[str] | None = None) -> int:
         i = args.index("--dir")
         directory = Path(args[i + 1])
         del args[i : i + 2]
-    if not args or args[0] not in ("record", "write", "check"):
-        raise GradsightError(f"usage: record|write|check; got {args[:1]!r}; try 'check'")
+    if not args or args[0] not in ("record", "replace", "write", "check"):
+        raise GradsightError(f"usage: record|replace|write|check; got {args[:1]!r}; try 'check'")
+    if args[0] == "replace":
+        if "--command" not in args or len(args) != 5:
+            raise GradsightError(
+                "usage: replace RECORD.json RESULTS.json --command 'how RECORD came about now'"
+            )
+        i = args.index("--command")
+        command = args[i + 1]
+        target, source = [a for j, a in enumerate(args[1:], 1) if j not in (i, i + 1)]
+        old = json.loads(Path(target).read_text(encoding="utf-8"))
+        new = record(json.loads(Path(source).read_text(encoding="utf-8")), command)
+        Path(target).write_text(json.dumps(replace(old, new, command), indent=1) + "\n", encoding="utf-8")
+        return 0
     if args[0] == "record":
         if "--command" not in args or len(args) < 5:
             raise GradsightError(
