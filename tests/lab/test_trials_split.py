@@ -258,3 +258,20 @@ def test_llm_ffn_build_needs_every_form_and_seed():
     configs = llm_ffn.trial_configs("quick", [0])
     with pytest.raises(GradsightError, match=r"missing \[\('swiglu', 0\)\]"):
         llm_ffn.build(True, 0, [(c, {}) for c in configs[:-1]])
+
+
+def test_training_speed_plans_one_trial_per_ensemble():
+    from gradsight.lab.experiments import training_speed as ts
+
+    exp = registry.get("training_speed")
+    assert exp.split is not None and exp.module == ts.__name__
+    configs = exp.plan(quick=True, seed=1)  # --seed 1: seeds 3, 4, 5
+    assert configs[0] == {"grid": "quick", "dataset": "digits", "depth": 5,
+                          "optimizer": "momentum", "activation": "sigmoid", "seeds": [3, 4, 5]}
+    g = ts.QUICK
+    assert [(c["dataset"], c["depth"], c["optimizer"], c["activation"]) for c in configs] == [
+        (d, n, o, a) for d in g.datasets for n in g.depths for o in g.optimizers
+        for a in g.activations]
+    assert len(exp.plan(quick=False)) == 2 * 3 * 2 * 7
+    with pytest.raises(GradsightError, match="different grids"):
+        ts.build(True, 0, [({"grid": "quick"}, {}), ({"grid": "full"}, {})])

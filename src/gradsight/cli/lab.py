@@ -85,12 +85,13 @@ def lab(
     """Run the lab's experiments and write DIR/index.html and DIR/results.json.
 
     Each experiment settles some of the ReLU explainer's claims or reproduces a paper result;
-    its verdicts are printed as it finishes, beside its scale. Each experiment is a trial stored
-    in DIR/trials.sqlite (or --store) as it finishes: the same command again reuses every stored
-    trial (--fresh runs them again), so a killed run resumes where it stopped. A failing
-    experiment is retried once and reported as failed; the others go on. The run says up front
-    how long it should take on 2 CPU cores (the sum of the chosen experiments' measured typical
-    times) and, as experiments finish, how long is left.
+    its verdicts are printed as it finishes, beside its scale. Each experiment is one trial, or
+    several (llm_ffn: one per feed-forward form and seed, spread over --workers or a Ray
+    cluster), stored in DIR/trials.sqlite (or --store) as each finishes: the same command again
+    reuses every stored trial (--fresh runs them again), so a killed run resumes where it
+    stopped. A failing trial is retried once, then its experiment is reported as failed; the
+    others go on. The run says up front how long it should take on 2 CPU cores (the sum of the
+    chosen experiments' measured typical times) and, as trials finish, how long is left.
 
     Example: gradsight lab --quick --out report --only derivatives --only cost --seed 1
 
