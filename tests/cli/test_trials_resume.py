@@ -104,6 +104,7 @@ def test_lab_killed_midway_resumes_without_losing_or_repeating_trials(tmp_path):
     killed.mkdir(), clean.mkdir()
     # trials run in order: the 2 whole experiments, then llm_ffn_tiny's; kill once 1 of those is in
     kept = _kill_after(LAB, killed, at_least=3, total=LAB_TRIALS)
+    assert len(kept) < 2 + 14  # killed inside the split experiment
     assert not (killed / "run" / "results.json").exists()
     out = _run(LAB, killed).stdout
     after = _finished(killed / "run" / "trials.sqlite")
