@@ -20,6 +20,7 @@ from gradsight.lab.experiments.llm_ffn import (
     Recipe,
     build_result,
     evaluate,
+    run_forms,
     train_form,
 )
 from gradsight.lab.text import load_corpus, ngram_floors
@@ -251,7 +252,8 @@ def test_no_claim_cites_a_result_this_run_did_not_measure() -> None:
 
 def test_experiment_result_schema(corpus) -> None:
     calls = []
-    result = build_result(TINY, quick=True, progress=lambda d, t, m="": calls.append((d, t, m)))
+    runs = run_forms(TINY, progress=lambda d, t, m="": calls.append((d, t, m)))
+    result = build_result(TINY, quick=True, runs=runs)
     assert [r["ffn"] for r in result.rows] == list(FORMS)
     for row in result.rows:
         for key in ("params", "val_bits_per_char", "ffn_zero_fraction", "ffn_dead_fraction",
@@ -266,6 +268,6 @@ def test_experiment_result_schema(corpus) -> None:
     assert all(c.command == "gradsight lab --only llm_ffn --quick" for c in result.claims)
     assert len(result.figures) == 4 and all(f.svg.startswith("<?xml") for f in result.figures)
     total = len(FORMS) * TINY.steps
-    assert calls[0][0] == 0 and "about" in calls[0][2]
+    assert calls[0] == (0, total, "7 forms x 1 seed(s) x 12 steps")
     assert calls[-1][:2] == (total, total)
     assert "1 seed" in result.scale

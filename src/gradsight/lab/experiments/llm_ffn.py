@@ -28,6 +28,7 @@ Four claims are settled from these numbers with rules fixed before the run (see
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import statistics
@@ -35,7 +36,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -56,8 +57,9 @@ from gradsight.lab.registry import (
     Figure,
     Progress,
     command_for,
-    experiment,
+    seeded,
     seeds,
+    split_experiment,
 )
 from gradsight.lab.text import Corpus, load_corpus, ngram_floors
 from gradsight.lab.training import Loop, TrainConfig, Watch, check_config, fit, make_optimizer
@@ -958,9 +960,13 @@ def run_forms(
     progress: Progress | None = None,
     corpus: Corpus | None = None,
 ) -> dict[str, list[FormRun]]:
-    """Train every form with every seed of ``cfg``; returns ``{form: [FormRun per seed]}``."""
+    """Train every form with every seed of ``cfg`` in this process (the lab runs each
+    ``(form, seed)`` as its own trial instead: :func:`train_trial`); returns
+    ``{form: [FormRun per seed]}``, seeds in ``cfg.seeds`` order."""
     corpus = corpus or load_corpus()
     total = len(forms) * len(cfg.seeds) * cfg.steps
+    if progress is not None:
+        progress(0, total, f"{len(forms)} forms x {len(cfg.seeds)} seed(s) x {cfg.steps} steps")
     runs: dict[str, list[FormRun]] = {f: [] for f in forms}
     done = 0
     for seed in cfg.seeds:
@@ -996,40 +1002,129 @@ def estimate_seconds(corpus: Corpus, cfg: TrainConfig, n_forms: int = len(FORMS)
     return 1.15 * statistics.fmean(per_step) * cfg.steps * n_forms * len(cfg.seeds)
 
 
-# quick: 77 s measured for 1 seed x 600 steps, scaled to 3 seeds x 300 steps (not yet timed on
-# idle cores); full: estimate_seconds(FULL) on 2 cores (it predicted the quick run within 4 %),
-# scaled from 2 seeds to 3, not timed
-@experiment(NAME, TITLE, order=80, quick_budget_s=150.0, typical_s=(115, 9000))
-def run(quick: bool, progress: Progress) -> ExperimentResult:
-    """``gradsight lab --only llm_ffn [--quick]``: the :data:`QUICK` or :data:`FULL` recipe.
+# ---------------------------------------------------------------------------- trials
+#
+# The lab runs llm_ffn as one trial per (form, seed) -- config {"form", "recipe", "seed"} --
+# through registry.split_experiment: plan() lists them, train_trial() trains one in a worker,
+# build() computes rows, claims and figures from their FormRuns in the driver.
 
-    Runs on one torch thread: at these sizes two threads gain little on a quiet machine, and
-    when another process holds a core they stall at every barrier (measured: 16 ms vs 916 ms
-    a step for the quick model).
+RECIPES: dict[str, TrainConfig] = {"quick": QUICK, "full": FULL}
+
+
+def recipe(spec: str | dict[str, Any]) -> TrainConfig:
+    """The training recipe a trial config names: ``"quick"`` (:data:`QUICK`), ``"full"``
+    (:data:`FULL`), or a dict of :class:`TrainConfig` fields (its ``seeds`` are ignored: a
+    trial's seed is its config's)."""
+    if isinstance(spec, str):
+        if spec not in RECIPES:
+            raise unknown_choice("llm_ffn recipe", spec, RECIPES)
+        return RECIPES[spec]
+    if not isinstance(spec, dict):
+        raise GradsightError(f"an llm_ffn recipe is 'quick', 'full' or a dict, got {spec!r}")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise GradsightError(f"unknown TrainConfig fields {unknown!r}; known: {sorted(known)}")
+    given = {k: v for k, v in spec.items() if k != "seeds"}
+    if "betas" in given:
+        given["betas"] = tuple(given["betas"])
+    return TrainConfig(**given)
+
+
+def recipe_of(cfg: TrainConfig) -> dict[str, Any]:
+    """``cfg`` as a recipe dict (every field but ``seeds``): ``recipe(recipe_of(cfg))`` trains
+    what ``cfg`` trains."""
+    return {k: v for k, v in asdict(cfg).items() if k != "seeds"}
+
+
+def trial_configs(spec: str | dict[str, Any], seeds_: list[int],
+                  forms: tuple[str, ...] = FORMS) -> list[dict[str, Any]]:
+    """One trial config per (seed, form), seeds outermost: the order :func:`run_forms` trains."""
+    return [{"form": f, "recipe": spec, "seed": s} for s in seeds_ for f in forms]
+
+
+def plan(quick: bool, seed: int) -> list[dict[str, Any]]:
+    """The lab's trials: every form of :data:`FORMS` with each of the recipe's seeds under
+    ``--seed seed`` (:func:`gradsight.lab.registry.seeds`)."""
+    name = "quick" if quick else "full"
+    with seeded(seed):
+        return trial_configs(name, seeds(len(RECIPES[name].seeds)))
+
+
+def train_trial(config: dict[str, Any]) -> dict[str, Any]:
+    """One trial: train form ``config["form"]`` with seed ``config["seed"]`` under
+    ``recipe(config["recipe"])`` on one torch thread (as :func:`train_form` does, the seed
+    fixes init and data order, so the result is the same in any process); returns the
+    :class:`FormRun` as a dict plus ``torch_threads`` and the ``corpus_sha256`` trained on.
+
+    One thread: at these sizes two threads gain little on a quiet machine, and when another
+    process holds a core they stall at every barrier (measured: 16 ms vs 916 ms a step for the
+    quick model).
     """
     from gradsight.lab.training import torch_threads
 
-    with torch_threads(1):
-        return build_result(QUICK if quick else FULL, quick, progress)
-
-
-def build_result(cfg: TrainConfig, quick: bool, progress: Progress) -> ExperimentResult:
-    """Train every form of :data:`FORMS` with ``cfg``; measure, judge the claims, plot."""
-    command = command_for(NAME, quick)
-    cfg = replace(cfg, seeds=tuple(seeds(len(cfg.seeds))))  # the lab's --seed
+    cfg = replace(recipe(config["recipe"]), seeds=(int(config["seed"]),))
     corpus = load_corpus()
+    with torch_threads(1):
+        _, r = train_form(corpus, str(config["form"]), cfg, int(config["seed"]))
+        threads = torch.get_num_threads()
+    return {**asdict(r), "torch_threads": threads, "corpus_sha256": corpus.sha256}
+
+
+def form_run(metrics: dict[str, Any]) -> FormRun:
+    """The :class:`FormRun` that :func:`train_trial` returned (read back from JSON)."""
+    return FormRun(**{f.name: metrics[f.name] for f in fields(FormRun)})
+
+
+def build(quick: bool, seed: int, results: list[tuple[dict[str, Any], dict[str, Any]]]
+          ) -> ExperimentResult:
+    """The experiment's result from its trials' ``(config, metrics)``: every form of
+    :data:`FORMS` with the same recipe and seeds, trained on this process's corpus."""
+    specs = {json.dumps(c["recipe"], sort_keys=True) for c, _ in results}
+    if len(specs) != 1:
+        raise GradsightError(f"llm_ffn trials of different recipes cannot make one result: {specs}")
+    seeds_ = sorted({int(c["seed"]) for c, _ in results})
+    missing = [(f, s) for f in FORMS for s in seeds_
+               if not any(c["form"] == f and c["seed"] == s for c, _ in results)]
+    if missing:
+        raise GradsightError(f"llm_ffn needs every (form, seed); missing {missing!r}")
+    corpus = load_corpus()
+    other = {m["corpus_sha256"] for _, m in results} - {corpus.sha256}
+    if other:
+        raise GradsightError(
+            f"llm_ffn trials trained on corpus {sorted(other)!r}, but this Python's "
+            f"pydoc_data.topics is {corpus.sha256!r}: run workers and driver on one Python version"
+        )
+    runs: dict[str, list[FormRun]] = {f: [] for f in FORMS}
+    for config, metrics in sorted(results, key=lambda cm: int(cm[0]["seed"])):  # stable: forms keep order
+        runs[config["form"]].append(form_run(metrics))
+    cfg = replace(recipe(results[0][0]["recipe"]), seeds=tuple(seeds_))
+    with seeded(seed):
+        return build_result(cfg, quick, runs, corpus,
+                            torch_threads=max(int(m["torch_threads"]) for _, m in results))
+
+
+# quick: 77 s measured for 1 seed x 600 steps, scaled to 3 seeds x 300 steps (not yet timed on
+# idle cores); full: estimate_seconds(FULL) on 2 cores (it predicted the quick run within 4 %),
+# scaled from 2 seeds to 3, not timed
+split_experiment(NAME, TITLE, order=80, plan=plan, trial=train_trial, build=build,
+                 quick_budget_s=150.0, typical_s=(115, 9000))
+
+
+def build_result(
+    cfg: TrainConfig,
+    quick: bool,
+    runs: dict[str, list[FormRun]],
+    corpus: Corpus | None = None,
+    torch_threads: int | None = None,
+) -> ExperimentResult:
+    """Measure, judge the claims and plot from ``runs`` (every form of :data:`FORMS`, one
+    :class:`FormRun` per seed of ``cfg``); ``torch_threads`` is what the runs trained on
+    (default: this process's)."""
+    command = command_for(NAME, quick)
+    corpus = corpus or load_corpus()
     floors_obj = ngram_floors(corpus)
     floors = {k: v.val_bits_per_char for k, v in floors_obj.items()}
-    estimate = estimate_seconds(corpus, cfg)
-    total = len(FORMS) * len(cfg.seeds) * cfg.steps
-    progress(
-        0,
-        total,
-        f"{len(FORMS)} forms x {len(cfg.seeds)} seed(s) x {cfg.steps} steps: "
-        f"about {estimate / 60:.1f} min on {torch.get_num_threads()} thread(s)",
-    )
-    runs = run_forms(cfg, FORMS, progress, corpus)
-
     n_val = corpus.val_windows(cfg.context, cfg.val_windows)[0].numel()
     params = [runs[f][0].params for f in FORMS]
     scale = (
@@ -1068,12 +1163,11 @@ def build_result(cfg: TrainConfig, quick: bool, progress: Progress) -> Experimen
         "python_version": corpus.python_version,
         "python_implementation": platform.python_implementation(),
         "torch_version": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads() if torch_threads is None else torch_threads,
         "platform": sys.platform,
         "config": asdict(cfg),
         "seeds": list(cfg.seeds),
         "floors": {k: v.to_dict() for k, v in floors_obj.items()},
-        "estimated_seconds": round(estimate, 1),
         "timing_note": (
             "wall time per step is the median over steps without probes, on a CPU shared with "
             "other work: compare forms within one run, not across machines"

@@ -6,7 +6,9 @@ learning-rate grid and several seeds, all of one activation at once with the ens
 (:func:`gradsight.lab.ensemble.train_ensemble`): seeds × learning rates × inits share one
 stacked run. Per activation the learning rate with the fewest median steps to the target test
 accuracy is kept (the way Krizhevsky et al. tuned each network separately), and ReLU is
-compared with sigmoid setting by setting, seed spread included.
+compared with sigmoid setting by setting, seed spread included. In ``gradsight lab`` each
+(data set, depth, optimizer, activation) ensemble is one trial (:func:`plan`,
+:func:`train_setting`, :func:`build`), so workers or a Ray cluster train them side by side.
 
 Init families: ``default`` is PyTorch's default Linear init for every activation; ``matched``
 gives each activation the init designed for it (Xavier for sigmoid and tanh, He otherwise).
@@ -27,13 +29,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradsight.activations import activation as gs_activation
+from gradsight.errors import GradsightError
 from gradsight.lab.registry import (
     Claim,
     ExperimentResult,
     Figure,
-    Progress,
     command_for,
-    experiment,
+    seeded,
+    split_experiment,
 )
 from gradsight.lab.registry import (
     seeds as lab_seeds,
@@ -180,9 +183,9 @@ def _setting_label(ds: str, depth: int, opt: str, init: str) -> str:
 
 
 def _train_activation(
-    ds: Any, grid: Grid, depth: int, activation: str, optimizer: str
+    ds: Any, grid: Grid, depth: int, activation: str, optimizer: str, seeds_: Sequence[int]
 ) -> tuple[dict[str, dict[float, list[Any]]], float]:
-    """Train seeds × lrs × {default, matched} inits of one activation together.
+    """Train ``seeds_`` × lrs × {default, matched} inits of one activation together.
 
     Returns ({init family: {lr: [TrainResult per seed]}}, ensemble seconds).
     """
@@ -194,7 +197,7 @@ def _train_activation(
     keys, nets, lrs, seeds = [], [], [], []
     for fam, init in families.items():
         for lr in LRS[optimizer]:
-            for seed in lab_seeds(grid.seeds):
+            for seed in seeds_:
                 keys.append((fam, lr))
                 nets.append(MLP(ds.n_features, ds.n_classes, depth=depth, width=grid.width,
                                 activation=activation, init=init, seed=1000 * depth + seed))
@@ -284,17 +287,100 @@ def _findings_text(counts: dict[str, int], n: int) -> str:
     return ", ".join(f"{k} {v}/{n}" for k, v in sorted(counts.items())) or "none"
 
 
-# full: 1294 s measured before every run was watched, plus the watch (~10 % at watch_every=50)
-@experiment(NAME, TITLE, order=20, quick_budget_s=45, typical_s=(30, 1420))
-def run(quick: bool, progress: Progress) -> ExperimentResult:
-    """Train the grid and compare steps to target accuracy; see the module docstring."""
+# ------------------------------------------------------------------------------- trials
+#
+# The lab runs training_speed as one trial per (data set, depth, optimizer, activation): the
+# unit that trains as one ensemble. plan() lists them, train_setting() trains one and reduces
+# it to its two rows (one per init family), build() compares the activations from those rows.
+
+GRIDS: dict[str, Grid] = {"quick": QUICK, "full": FULL}
+
+
+def plan(quick: bool, seed: int) -> list[dict[str, Any]]:
+    """One trial config per (data set, depth, optimizer, activation) of the grid, with the
+    seeds of the lab's ``--seed seed``."""
+    name = "quick" if quick else "full"
+    grid = GRIDS[name]
+    with seeded(seed):
+        seeds_ = lab_seeds(grid.seeds)
+    return [
+        {"grid": name, "dataset": ds, "depth": depth, "optimizer": opt, "activation": act,
+         "seeds": seeds_}
+        for ds in grid.datasets for depth in grid.depths for opt in grid.optimizers
+        for act in grid.activations
+    ]
+
+
+def train_setting(config: dict[str, Any]) -> dict[str, Any]:
+    """One trial: train ``config["activation"]`` on one data set, depth and optimizer (every
+    seed × learning rate × init family, as one ensemble on one torch thread) and reduce it to
+    what :func:`build` needs: one row per init family at its best learning rate, the test
+    accuracy curves, what ``gradsight.watch`` saw per run, and E[f'] per layer at the start."""
     from gradsight.lab import data
     from gradsight.lab.training import steps_to_target, torch_threads
     from gradsight.lab.watching import findings_count, pooled_median
 
-    grid = QUICK if quick else FULL
-    total = len(grid.datasets) * len(grid.depths) * len(grid.activations) * len(grid.optimizers)
-    done = 0
+    grid = GRIDS[config["grid"]]
+    ds_name, depth, opt, act = (config["dataset"], int(config["depth"]), config["optimizer"],
+                                config["activation"])
+    target = TARGETS[ds_name]
+    rows: list[dict[str, Any]] = []
+    curves: dict[str, Any] = {}
+    watched: list[dict[str, Any]] = []
+    start_profile: dict[str, list[float]] = {}
+    with torch_threads(1):  # tiny matmuls: one thread is as fast and immune to barrier stalls
+        by_fam, seconds = _train_activation(data.load(ds_name), grid, depth, act, opt,
+                                            [int(s) for s in config["seeds"]])
+    n_models = sum(len(v) for f in by_fam.values() for v in f.values())
+    for fam, per_lr in by_fam.items():
+        steps = {lr: [steps_to_target(r, target) for r in rs] for lr, rs in per_lr.items()}
+        lr = best_lr(steps)
+        runs = per_lr[lr]
+        label = _setting_label(ds_name, depth, opt, fam)
+        med = median_steps(steps[lr])
+        sec_per_step = seconds / n_models / grid.steps
+        rows.append({
+            "setting": label,
+            "activation": act,
+            "init": "pytorch_default" if fam == "default" else matched_init(act),
+            "best_lr": lr,
+            "median_steps": med if med != float("inf") else None,
+            "steps_per_seed": steps[lr],
+            "reached": f"{sum(s is not None for s in steps[lr])}/{len(runs)}",
+            "median_seconds": (med * sec_per_step) if med != float("inf") else None,
+            "final_test_acc": statistics.median(r.final.test_acc for r in runs),
+            "diverged": sum(r.diverged for r in runs),
+        })
+        counts = findings_count([r.watch for r in runs])
+        rows[-1].update({
+            "dead_at_end": pooled_median([r.watch for r in runs], "dead_fraction"),
+            "saturated_at_end": pooled_median([r.watch for r in runs], "saturated_fraction"),
+            "mean_derivative_at_start": pooled_median(
+                [r.watch for r in runs], "mean_derivative", at="start"),
+            "monitor_findings": _findings_text(counts, len(runs)),
+        })
+        curves[f"{label}/{act}"] = {
+            "steps": [p.step for p in runs[0].history],
+            "test_acc_per_seed": [[p.test_acc for p in r.history] for r in runs],
+        }
+        for run_lr, rs in per_lr.items():
+            for seed, r in enumerate(rs):
+                watched.append({"setting": label, "activation": act, "lr": run_lr, "seed": seed,
+                                **r.watch.compact()})
+        every = [r.watch.compact()["mean_derivative_start"] for rs in per_lr.values() for r in rs]
+        start_profile[fam] = [statistics.median(col) for col in zip(*every, strict=True)]
+    return {"rows": rows, "curves": curves, "watched": watched, "start_profile": start_profile}
+
+
+def build(quick: bool, seed: int, results: list[tuple[dict[str, Any], dict[str, Any]]]
+          ) -> ExperimentResult:
+    """Compare the activations setting by setting from the trials' rows; see the module
+    docstring."""
+    grids = {c["grid"] for c, _ in results}
+    if len(grids) != 1:
+        raise GradsightError(f"training_speed trials of different grids cannot make one result: "
+                             f"{sorted(grids)}")
+    grid = GRIDS[grids.pop()]
     rows: list[dict[str, Any]] = []
     outcomes: dict[str, str] = {}
     per_setting: dict[str, dict[str, list[int | None]]] = {}
@@ -302,62 +388,15 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
     watched: list[dict[str, Any]] = []  # one record per run: what gradsight.watch saw
     start_profiles: dict[str, dict[str, list[float]]] = {}  # family -> activation -> E[f'] per layer
     profile_setting = (grid.datasets[0], max(grid.depths), grid.optimizers[0])
-    with torch_threads(1):  # tiny matmuls: one thread is as fast and immune to barrier stalls
-        for ds_name in grid.datasets:
-            ds = data.load(ds_name)
-            target = TARGETS[ds_name]
-            for depth in grid.depths:
-                for opt in grid.optimizers:
-                    for act in grid.activations:
-                        by_fam, seconds = _train_activation(ds, grid, depth, act, opt)
-                        n_models = sum(len(v) for f in by_fam.values() for v in f.values())
-                        for fam, per_lr in by_fam.items():
-                            steps = {lr: [steps_to_target(r, target) for r in rs]
-                                     for lr, rs in per_lr.items()}
-                            lr = best_lr(steps)
-                            runs = per_lr[lr]
-                            label = _setting_label(ds_name, depth, opt, fam)
-                            per_setting.setdefault(label, {})[act] = steps[lr]
-                            med = median_steps(steps[lr])
-                            sec_per_step = seconds / n_models / grid.steps
-                            rows.append({
-                                "setting": label,
-                                "activation": act,
-                                "init": "pytorch_default" if fam == "default" else matched_init(act),
-                                "best_lr": lr,
-                                "median_steps": med if med != float("inf") else None,
-                                "steps_per_seed": steps[lr],
-                                "reached": f"{sum(s is not None for s in steps[lr])}/{len(runs)}",
-                                "median_seconds": (med * sec_per_step) if med != float("inf") else None,
-                                "final_test_acc": statistics.median(r.final.test_acc for r in runs),
-                                "diverged": sum(r.diverged for r in runs),
-                            })
-                            counts = findings_count([r.watch for r in runs])
-                            rows[-1].update({
-                                "dead_at_end": pooled_median([r.watch for r in runs], "dead_fraction"),
-                                "saturated_at_end": pooled_median(
-                                    [r.watch for r in runs], "saturated_fraction"),
-                                "mean_derivative_at_start": pooled_median(
-                                    [r.watch for r in runs], "mean_derivative", at="start"),
-                                "monitor_findings": _findings_text(counts, len(runs)),
-                            })
-                            curves[f"{label}/{act}"] = {
-                                "steps": [p.step for p in runs[0].history],
-                                "test_acc_per_seed": [[p.test_acc for p in r.history] for r in runs],
-                            }
-                            for run_lr, rs in per_lr.items():
-                                for seed, r in enumerate(rs):
-                                    watched.append({"setting": label, "activation": act,
-                                                    "lr": run_lr, "seed": seed,
-                                                    **r.watch.compact()})
-                            if (ds_name, depth, opt) == profile_setting:
-                                every = [r.watch.compact()["mean_derivative_start"]
-                                         for rs in per_lr.values() for r in rs]
-                                start_profiles.setdefault(fam, {})[act] = [
-                                    statistics.median(col) for col in zip(*every, strict=True)
-                                ]
-                        done += 1
-                        progress(done, total, f"{ds_name} d{depth} {opt} {act}")
+    for config, metrics in results:
+        rows += metrics["rows"]
+        curves.update(metrics["curves"])
+        watched += metrics["watched"]
+        for row in metrics["rows"]:
+            per_setting.setdefault(row["setting"], {})[row["activation"]] = row["steps_per_seed"]
+        if (config["dataset"], config["depth"], config["optimizer"]) == profile_setting:
+            for fam, profile in metrics["start_profile"].items():
+                start_profiles.setdefault(fam, {})[config["activation"]] = profile
 
     for label, per_act in per_setting.items():
         if "relu" in per_act and "sigmoid" in per_act:
@@ -447,3 +486,8 @@ def run(quick: bool, progress: Progress) -> ExperimentResult:
                  _start_figure(start_profiles, profile_label)],
         claims=[claim],
     )
+
+
+# full: 1294 s measured before every run was watched, plus the watch (~10 % at watch_every=50)
+split_experiment(NAME, TITLE, order=20, plan=plan, trial=train_setting, build=build,
+                 quick_budget_s=45, typical_s=(30, 1420))
