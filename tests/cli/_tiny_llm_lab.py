@@ -11,7 +11,7 @@ from gradsight.lab import registry
 from gradsight.lab.experiments import llm_ffn
 
 NAME = "llm_ffn_tiny"
-TINY = llm_ffn.TrainConfig(
+TINY = llm_ffn.Recipe(
     d_model=16, n_layers=1, n_heads=2, context=16, batch_size=4, steps=12, warmup=2,
     eval_every=6, val_windows=8, eval_batch=4, flow_steps=4, seeds=(0, 1),
 )  # fmt: skip

@@ -183,7 +183,7 @@ def test_a_result_that_cannot_be_built_fails_its_experiment_not_the_lab(monkeypa
 
 # ----------------------------------------------------------- llm_ffn: one trial per (form, seed)
 
-TINY = llm_ffn.TrainConfig(
+TINY = llm_ffn.Recipe(
     d_model=16, n_layers=1, n_heads=2, context=16, batch_size=4, steps=12, warmup=2,
     eval_every=6, val_windows=8, eval_batch=4, flow_steps=4, seeds=(3,),
 )  # fmt: skip
@@ -211,7 +211,7 @@ def test_llm_ffn_plans_one_trial_per_form_and_seed():
     assert llm_ffn.recipe(llm_ffn.recipe_of(TINY)) == replace(TINY, seeds=(0,))
     with pytest.raises(GradsightError, match="did you mean 'quick'"):
         llm_ffn.recipe("quikc")
-    with pytest.raises(GradsightError, match=r"unknown TrainConfig fields \['stepz'\]"):
+    with pytest.raises(GradsightError, match=r"unknown Recipe fields \['stepz'\]"):
         llm_ffn.recipe({"stepz": 3})
 
 

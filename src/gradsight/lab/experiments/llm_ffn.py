@@ -955,7 +955,7 @@ def _figures(
 
 
 def run_forms(
-    cfg: TrainConfig,
+    cfg: Recipe,
     forms: tuple[str, ...] = FORMS,
     progress: Progress | None = None,
     corpus: Corpus | None = None,
@@ -982,7 +982,7 @@ def run_forms(
     return runs
 
 
-def estimate_seconds(corpus: Corpus, cfg: TrainConfig, n_forms: int = len(FORMS)) -> float:
+def estimate_seconds(corpus: Corpus, cfg: Recipe, n_forms: int = len(FORMS)) -> float:
     """Time 8 steps of a ReLU and a SwiGLU model; extrapolate to the whole run (+15 % eval)."""
     per_step = []
     for form in ("relu", "swiglu"):
@@ -1008,12 +1008,12 @@ def estimate_seconds(corpus: Corpus, cfg: TrainConfig, n_forms: int = len(FORMS)
 # through registry.split_experiment: plan() lists them, train_trial() trains one in a worker,
 # build() computes rows, claims and figures from their FormRuns in the driver.
 
-RECIPES: dict[str, TrainConfig] = {"quick": QUICK, "full": FULL}
+RECIPES: dict[str, Recipe] = {"quick": QUICK, "full": FULL}
 
 
-def recipe(spec: str | dict[str, Any]) -> TrainConfig:
+def recipe(spec: str | dict[str, Any]) -> Recipe:
     """The training recipe a trial config names: ``"quick"`` (:data:`QUICK`), ``"full"``
-    (:data:`FULL`), or a dict of :class:`TrainConfig` fields (its ``seeds`` are ignored: a
+    (:data:`FULL`), or a dict of :class:`Recipe` fields (its ``seeds`` are ignored: a
     trial's seed is its config's)."""
     if isinstance(spec, str):
         if spec not in RECIPES:
@@ -1021,17 +1021,17 @@ def recipe(spec: str | dict[str, Any]) -> TrainConfig:
         return RECIPES[spec]
     if not isinstance(spec, dict):
         raise GradsightError(f"an llm_ffn recipe is 'quick', 'full' or a dict, got {spec!r}")
-    known = {f.name for f in fields(TrainConfig)}
+    known = {f.name for f in fields(Recipe)}
     unknown = sorted(set(spec) - known)
     if unknown:
-        raise GradsightError(f"unknown TrainConfig fields {unknown!r}; known: {sorted(known)}")
+        raise GradsightError(f"unknown Recipe fields {unknown!r}; known: {sorted(known)}")
     given = {k: v for k, v in spec.items() if k != "seeds"}
     if "betas" in given:
         given["betas"] = tuple(given["betas"])
-    return TrainConfig(**given)
+    return Recipe(**given)
 
 
-def recipe_of(cfg: TrainConfig) -> dict[str, Any]:
+def recipe_of(cfg: Recipe) -> dict[str, Any]:
     """``cfg`` as a recipe dict (every field but ``seeds``): ``recipe(recipe_of(cfg))`` trains
     what ``cfg`` trains."""
     return {k: v for k, v in asdict(cfg).items() if k != "seeds"}
@@ -1112,7 +1112,7 @@ split_experiment(NAME, TITLE, order=80, plan=plan, trial=train_trial, build=buil
 
 
 def build_result(
-    cfg: TrainConfig,
+    cfg: Recipe,
     quick: bool,
     runs: dict[str, list[FormRun]],
     corpus: Corpus | None = None,
