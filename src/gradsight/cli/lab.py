@@ -114,11 +114,14 @@ def lab(
                for t in planned[e.name]}
     n_trials = sum(len(ts) for ts in planned.values())
     mode = ("quick" if quick else "full") + (f", --seed {seed}" if seed else "")
+    work = sum(weights.values())
     console.print(
-        f"gradsight lab ({mode}): {len(chosen)} experiments"
+        f"gradsight lab ({mode}): {len(chosen)} experiment{'s' if len(chosen) != 1 else ''}"
         + (f" in {n_trials} trials" if n_trials > len(chosen) else "")
-        + f", {describe(sum(weights.values()))} "
-        "on 2 cores (measured typical times; a busy or slower machine takes longer)"
+        + f", {describe(work)} of work on 2 cores"
+        + (f", {describe(work / workers)} with {workers} workers if its trials spread evenly"
+           if workers > 1 else "")
+        + " (measured typical times; a busy or slower machine takes longer)"
     )
     gallery = gallery_trial()
     weights[gallery.id] = _GALLERY_TYPICAL_S
