@@ -121,6 +121,6 @@ def test_the_lab_says_how_long_it_will_take_and_what_is_left(tmp_path, monkeypat
     # the header comes before anything runs (the worker processes cannot see this test's fake
     # experiment, so the run itself fails there; only the estimate is checked)
     two = runner.invoke(app, ["lab", "--only", "fake_a", "--quick", "--workers", "2", "--out", str(tmp_path / "w")])
-    assert ("gradsight lab (quick): 1 experiment, about 100 s of work on 2 cores, about 50 s with 2 "
+    assert ("gradsight lab (quick): 1 experiment, about 2 min of work on 2 cores, about 50 s with 2 "
             "workers if its trials spread evenly") in " ".join(two.output.split())
     assert "(typical 100 s, quick budget 5 s); about 12 s left" in quick.output

@@ -37,7 +37,7 @@ def _root(
 
 
 def reflow(text: str) -> str:
-    """Join the lines of each paragraph (paragraphs are separated by a blank line): the terminal
+    r"""Join the lines of each paragraph (paragraphs are separated by a blank line): the terminal
     wraps help text to its own width, and a docstring's line breaks would break lines twice.
 
     >>> reflow("Run it.\n\nEach line of this\nparagraph joins.\n\nExample: x --y")
