@@ -54,6 +54,18 @@ def assert_same_records(got: list[dict], ref: list[dict], rel: float = 1e-5) -> 
                 assert have == want, (r["name"], key, have, want)
 
 
+def assert_rank_equals_one_process(rank: dict, ref: dict, steps: int) -> None:
+    """A DDP rank's run (``rank``, what ``write_and_exit`` wrote) against the one-process
+    reference report ``ref``: really DDP, one step per optimizer step (not per micro-batch),
+    no error, and site names (no ``module.`` from the wrapper) and every number equal."""
+    assert (rank["wrapper"], rank["world_size"]) == ("DistributedDataParallel", WORLD)
+    assert rank["global_step"] == rank["optimizer_steps"] == rank["steps"] == steps
+    assert rank["history"] == list(range(steps))
+    assert rank["errors"] == [] and rank["ours"] == []
+    assert_same_records(rank["layers"], ref["layers"])
+    assert_same_records(rank["params"], ref["params"])
+
+
 def report_dict(rep: Any) -> dict:
     """What a rank writes of its report for the parent test to read."""
     return {
