@@ -159,7 +159,7 @@ def test_gated_claim_supported_when_every_gated_form_wins_beyond_the_margin() ->
                   "swiglu": [1.99, 2.00, 1.99]})  # fmt: skip
     runs["relu2"] = runs["relu"]
     rows = {**_rows_of(runs), "relu2": {"val_bits_per_char": 2.05}}
-    claim, ordering = llm_ffn._claim_gated(runs, rows, "cmd", "tiny")
+    claim, ordering = llm_ffn.claim_gated(runs, rows, "cmd", "tiny")
     assert claim.verdict == "supported"
     assert [o["ffn"] for o in ordering][:3] == ["swiglu", "reglu", "geglu"]
     assert ordering[0]["shazeer_rank"] == 2 and ordering[-1]["shazeer_log_perplexity"] == 1.997
@@ -171,7 +171,7 @@ def test_gated_claim_not_reproduced_when_no_gated_form_wins() -> None:
                   "reglu": [2.10, 2.10, 2.11], "geglu": [2.11, 2.10, 2.10],
                   "swiglu": [2.02, 2.01, 2.02]})  # fmt: skip
     runs["relu2"] = runs["relu"]
-    claim, _ = llm_ffn._claim_gated(runs, _rows_of(runs), "cmd", "tiny")
+    claim, _ = llm_ffn.claim_gated(runs, _rows_of(runs), "cmd", "tiny")
     assert claim.verdict == "not_reproduced"
     assert "Shazeer" in claim.explanation and "Scale: tiny" in claim.explanation
     assert "development runs" not in claim.explanation
@@ -182,26 +182,26 @@ def test_gated_claim_needs_three_seeds_whatever_the_gap() -> None:
     runs = _runs({"relu": [2.5, 2.5], "gelu": [2.5, 2.5], "silu": [2.5, 2.5],
                   "reglu": [2.0, 2.0], "geglu": [2.0, 2.0], "swiglu": [2.0, 2.0]})  # fmt: skip
     runs["relu2"] = runs["relu"]
-    claim, _ = llm_ffn._claim_gated(runs, _rows_of(runs), "cmd", "tiny")
+    claim, _ = llm_ffn.claim_gated(runs, _rows_of(runs), "cmd", "tiny")
     assert claim.verdict == "untestable" and "2 seed(s)" in claim.explanation
 
 
 def test_relu_costs_little_rules_both_ways() -> None:
     close = _runs({"relu": [2.010, 2.012, 2.011], "gelu": [2.000, 2.004, 2.002],
                    "swiglu": [2.001, 2.003, 2.002]})  # fmt: skip
-    claim, gaps = llm_ffn._claim_relu_costs_little(close, "cmd", "tiny")
+    claim, gaps = llm_ffn.claim_relu_costs_little(close, "cmd", "tiny")
     assert claim.verdict == "supported"
     assert gaps[0]["gap_bits_per_char"] == pytest.approx(0.009)
     assert gaps[0]["gap_relative"] <= TOLERANCE and gaps[0]["outcome"] == "same"
     far = _runs({"relu": [2.20, 2.21, 2.22], "gelu": [2.00, 2.01, 2.02],
                  "swiglu": [1.99, 2.00, 2.01]})  # fmt: skip
-    claim, _ = llm_ffn._claim_relu_costs_little(far, "cmd", "tiny")
+    claim, _ = llm_ffn.claim_relu_costs_little(far, "cmd", "tiny")
     assert claim.verdict == "not_reproduced" and "Mirzadeh" in claim.explanation
     one_seed = _runs({"relu": [2.010], "gelu": [2.000], "swiglu": [2.001]})
-    claim, _ = llm_ffn._claim_relu_costs_little(one_seed, "cmd", "tiny")
+    claim, _ = llm_ffn.claim_relu_costs_little(one_seed, "cmd", "tiny")
     assert claim.verdict == "untestable"  # within tolerance, but one seed supports nothing
     noisy = _runs({"relu": [2.0, 2.3, 1.9], "gelu": [2.0, 2.0, 2.0], "swiglu": [2.0, 2.0, 2.0]})
-    claim, gaps = llm_ffn._claim_relu_costs_little(noisy, "cmd", "tiny")
+    claim, gaps = llm_ffn.claim_relu_costs_little(noisy, "cmd", "tiny")
     assert claim.verdict == "nuanced" and gaps[0]["outcome"] == "unresolved"
 
 
@@ -225,7 +225,7 @@ def test_silent_units_rule(relu_zero: list[float], verdict: str) -> None:
     runs = {f: _activity(f, [0.0] * n, [0.0] * n) for f in FORMS}
     runs["relu"] = _activity("relu", relu_zero, [0.0] * n)
     rows = {f: {"ffn_zero_fraction": 0.0, "ffn_near_zero_fraction": 0.0} for f in FORMS}
-    assert llm_ffn._claim_silent(runs, rows, "cmd", "tiny").verdict == verdict
+    assert llm_ffn.claim_silent(runs, rows, "cmd", "tiny").verdict == verdict
 
 
 @pytest.mark.parametrize(
@@ -238,7 +238,7 @@ def test_dead_units_rule(dead: list[float], verdict: str) -> None:
     n = len(dead)
     runs = {f: _activity(f, [0.0] * n, [0.0] * n) for f in FORMS}
     runs["relu2"] = _activity("relu2", [0.0] * n, dead)
-    assert llm_ffn._claim_dead(runs, "cmd", "tiny").verdict == verdict
+    assert llm_ffn.claim_dead(runs, "cmd", "tiny").verdict == verdict
 
 
 def test_no_claim_cites_a_result_this_run_did_not_measure() -> None:

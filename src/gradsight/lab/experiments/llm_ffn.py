@@ -675,9 +675,12 @@ def _per_seed(runs: dict[str, list[FormRun]], form: str, fn: Callable[[FormRun],
     return [fn(r) for r in sorted(runs[form], key=lambda r: r.seed)]
 
 
-def _claim_silent(
+def claim_silent(
     runs: dict[str, list[FormRun]], rows: dict[str, dict[str, Any]], command: str, scale: str
 ) -> Claim:
+    """The claim ``llm_ffn.relu_silent_units`` judged on ``runs`` ({form: [FormRun per seed]})
+    and their table ``rows`` by :func:`silent_verdict`, with the smooth forms' near-zero shares
+    beside it."""
     z = _per_seed(runs, "relu", lambda r: r.zero_fraction[-1])
     verdict, text = silent_verdict(z)
     smooth = {f: rows[f]["ffn_near_zero_fraction"] for f in ("gelu", "silu", "geglu", "swiglu")}
@@ -716,9 +719,11 @@ def _gap_text(g: dict[str, Any]) -> str:
     )
 
 
-def _claim_relu_costs_little(
+def claim_relu_costs_little(
     runs: dict[str, list[FormRun]], command: str, scale: str
 ) -> tuple[Claim, list[dict[str, Any]]]:
+    """The claim ``llm_ffn.relu_costs_little`` (relu against gelu and swiglu, paired by seed,
+    judged by :func:`relu_cost_verdict`) and its per-pair gaps."""
     gaps = [_paired_gap(runs, "relu", other) for other in ("gelu", "swiglu")]
     verdict, text = relu_cost_verdict({g["b"]: g["outcome"] for g in gaps})
     if verdict == "untestable":
@@ -755,9 +760,11 @@ def _ordering(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _claim_gated(
+def claim_gated(
     runs: dict[str, list[FormRun]], rows: dict[str, dict[str, Any]], command: str, scale: str
 ) -> tuple[Claim, list[dict[str, Any]]]:
+    """The claim ``llm_ffn.gated_beat_plain`` (each gated form against its plain form, paired
+    by seed, judged by :func:`gated_verdict`) and our ordering beside Shazeer's."""
     pairs = [_paired_gap(runs, plain, gated) for gated, plain in PLAIN_OF.items()]
     verdict, text = gated_verdict({p["b"]: p["outcome"] for p in pairs})
     if verdict == "untestable":
@@ -790,7 +797,9 @@ def _claim_gated(
     )
 
 
-def _claim_dead(runs: dict[str, list[FormRun]], command: str, scale: str) -> Claim:
+def claim_dead(runs: dict[str, list[FormRun]], command: str, scale: str) -> Claim:
+    """The claim ``llm_ffn.dead_units``: per seed the largest dead fraction of the forms that
+    can leave units exactly zero, judged by :func:`dead_verdict`."""
     seeds_ = sorted({r.seed for r in runs["relu"]})
     by_seed = {f: {r.seed: r for r in runs[f]} for f in ZERO_CAPABLE}
     dead = [max(by_seed[f][s].dead_fraction[-1] for f in ZERO_CAPABLE) for s in seeds_]
@@ -1135,10 +1144,10 @@ def build_result(
     )
     rows = _rows(runs)
     by_form = {r["ffn"]: r for r in rows}
-    claims = [_claim_silent(runs, by_form, command, scale)]
-    c2, relu_gaps = _claim_relu_costs_little(runs, command, scale)
-    c3, ordering = _claim_gated(runs, by_form, command, scale)
-    claims += [c2, c3, _claim_dead(runs, command, scale)]
+    claims = [claim_silent(runs, by_form, command, scale)]
+    c2, relu_gaps = claim_relu_costs_little(runs, command, scale)
+    c3, ordering = claim_gated(runs, by_form, command, scale)
+    claims += [c2, c3, claim_dead(runs, command, scale)]
 
     best = min(rows, key=lambda r: r["val_bits_per_char"])
     summary = (
