@@ -339,16 +339,7 @@ def _input_derivative(mon: gs.Monitor) -> None:
     mon._new_site = new_site
 
 
-def _general_hooks(mon: gs.Monitor) -> None:
-    """Every module site gets the general forward hook (arming.py without ``_fast_hook``)."""
-    mon._fast_hook = lambda module: None
-
-
 ABLATE = {
-    "watch, no fast hook": Ablation("arming.py: no one-line note hook for sites seen before", prepare=_general_hooks),
-    "watch, no eager sites": Ablation(
-        "buffer.py: large site outputs measured at the end of the forward too", (("buffer", "EAGER_NUMEL", 1 << 62),)
-    ),
     "watch, f' from z": Ablation("sites.py: f' from the input where the output has it", prepare=_input_derivative),
     "watch, outputs checked at once": Ablation(
         "guard.py: model outputs checked at the end of the forward", (("guard", "HOLD_OUTPUTS", 0),)
