@@ -1,7 +1,7 @@
 """Step-time overhead of gradsight.watch on CPU workloads, measured interleaved in one process.
 
     python benchmarks/monitor_overhead.py [--steps 200] [--threads N] [--cockpit-steps 10]
-                                          [--steady-malloc] [--floor] [--fixed]
+                                          [--steady-malloc] [--floor] [--fixed] [--ablate]
 
 For each workload every configuration runs one training step in turn (plain, a second plain
 copy, watched at the default settings, watched with every=1, a naive hook monitor) for
@@ -33,6 +33,11 @@ the monitor at ``every=1000`` (what every unlogged step pays), the same without 
 checks, and the hooks it uses on every step with empty bodies (EmptyHooks): the price of being
 called at all.
 
+``--ablate`` adds the monitor at the defaults (every=10) once per optimisation path with that
+path switched off (ABLATE; the switches live here, in the benchmark, not in the library): a
+path's gain is its column minus "watch (default every=10)", to be read against the noise
+column. What was measured that way and removed: benchmarks/README.md.
+
 Cockpit's economy configuration is measured when ``cockpit`` imports (BackPACK supports the
 MLPs and the CNN, not attention). It installs beside the pinned torch without replacing it,
 in a throwaway venv that sees this one's packages:
@@ -46,6 +51,8 @@ in a throwaway venv that sees this one's packages:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import random
 import statistics
 import time
@@ -299,6 +306,49 @@ def have_cockpit() -> bool:
         return False
 
 
+class Ablation:
+    """The monitor at the defaults with one path switched off: ``patches`` are module globals
+    (module, name, value) set around each of its steps only, ``prepare`` changes the Monitor
+    once, when it is made. Nothing here is used by the library or its tests."""
+
+    def __init__(self, doc: str, patches: tuple[tuple[str, str, Any], ...] = (), prepare: Any = None) -> None:
+        self.doc, self.prepare = doc, prepare
+        self.patches = [(importlib.import_module(f"gradsight.monitor.{m}"), n, v) for m, n, v in patches]
+
+    def __enter__(self) -> None:
+        self.saved = [getattr(mod, name) for mod, name, _ in self.patches]
+        for mod, name, value in self.patches:
+            setattr(mod, name, value)
+
+    def __exit__(self, *exc: object) -> None:
+        for (mod, name, _), value in zip(self.patches, self.saved, strict=True):
+            setattr(mod, name, value)
+
+
+def _input_derivative(mon: gs.Monitor) -> None:
+    """Every new site reads f' from its input z where it could read it from its output y
+    (in-place sites keep y: their input is overwritten)."""
+    make = mon._new_site
+
+    def new_site(*args: Any, **kw: Any) -> Any:
+        site = make(*args, **kw)
+        if not site.inplace and not site.act.is_gated:
+            site.out_deriv = None
+        return site
+
+    mon._new_site = new_site
+
+
+ABLATE = {
+    "watch, f' from z": Ablation("sites.py: f' from the input where the output has it", prepare=_input_derivative),
+    "watch, outputs checked at once": Ablation(
+        "guard.py: model outputs checked at the end of the forward", (("guard", "HOLD_OUTPUTS", 0),)
+    ),
+    "watch, update ratio of whole tensors": Ablation(
+        "params.py: no SAMPLE, every weight copied across the step", (("params", "SAMPLE", 1 << 62),)
+    ),
+}
+
 AA = "plain again (noise)"
 COLUMNS = [AA, "watch (default every=10)", "watch every=1", "naive .item() hooks", "cockpit economy"]
 FLOOR = {"bare: hold y, g": "hold", "bare: f' sums": "sums", "bare: grad norms": "norms",
@@ -307,7 +357,7 @@ FIXED = ["empty hooks", "watch every=1000, no non-finite checks", "watch every=1
 
 
 def run(
-    steps: int, cockpit_steps: int, floor: bool = False, fixed: bool = False
+    steps: int, cockpit_steps: int, floor: bool = False, fixed: bool = False, ablate: bool = False
 ) -> list[tuple[str, dict[str, Any]]]:
     rows = []
     for wname, (make, shape) in WORKLOADS.items():
@@ -317,12 +367,17 @@ def run(
         g = torch.Generator().manual_seed(0)
         x = torch.randn(*shape, generator=g)
         y = torch.randint(0, 10, (shape[0],), generator=g)
-        for cname in ["plain", *COLUMNS, *(FLOOR if floor else ()), *(FIXED if fixed else ())]:
+        extra_columns = [*(FLOOR if floor else ()), *(FIXED if fixed else ()), *(ABLATE if ablate else ())]
+        for cname in ["plain", *COLUMNS, *extra_columns]:
             m = make()
             m.load_state_dict(base.state_dict())
             opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
             if cname.startswith("watch every=1000"):
                 mon = gs.watch(m, every=1000, check_nonfinite="no non-finite" not in cname)
+            elif cname in ABLATE:
+                mon = gs.watch(m)  # the defaults
+                if ABLATE[cname].prepare is not None:
+                    ABLATE[cname].prepare(mon)
             elif cname.startswith("watch"):
                 mon = gs.watch(m, every=1 if cname == "watch every=1" else 10)
             elif cname == "empty hooks":
@@ -358,16 +413,17 @@ def run(
 
         def one(c: str, configs=configs, x=x, y=y) -> float:
             m, opt, mon = configs[c]
-            t0 = time.perf_counter()
-            if isinstance(mon, CockpitRunner):
-                mon.step(x, y)
+            with ABLATE.get(c) or contextlib.nullcontext():  # its switch set outside the timing
+                t0 = time.perf_counter()
+                if isinstance(mon, CockpitRunner):
+                    mon.step(x, y)
+                    return time.perf_counter() - t0
+                F.cross_entropy(m(x), y).backward()
+                opt.step()
+                opt.zero_grad()
+                if isinstance(mon, (gs.Monitor, BareHooks, EmptyHooks)):
+                    mon.step()
                 return time.perf_counter() - t0
-            F.cross_entropy(m(x), y).backward()
-            opt.step()
-            opt.zero_grad()
-            if isinstance(mon, (gs.Monitor, BareHooks, EmptyHooks)):
-                mon.step()
-            return time.perf_counter() - t0
 
         for _ in range(10):
             for c in fast:
@@ -435,9 +491,11 @@ def ratio(r: float) -> str:
     return f"{r:.3f}x" if r < 10 else f"{r:.0f}x"
 
 
-def print_tables(rows: list[tuple[str, dict[str, Any]]], title: str, floor: bool, fixed: bool) -> None:
-    """The ratio table, the means-and-faults table, and the floor and fixed-cost tables when
-    they were measured."""
+def print_tables(
+    rows: list[tuple[str, dict[str, Any]]], title: str, floor: bool, fixed: bool, ablate: bool = False
+) -> None:
+    """The ratio table, the means-and-faults table, and the floor, fixed-cost and ablation
+    tables when they were measured."""
     print_table(
         title,
         ["workload", "plain ms/step", *COLUMNS],
@@ -477,6 +535,23 @@ def print_tables(rows: list[tuple[str, dict[str, Any]]], title: str, floor: bool
             "empty hooks: the model's forward pre/post hooks, a pre-hook on the output's autograd "
             "node and an end-of-backward callback, all with empty bodies (EmptyHooks).",
         )
+    if ablate:
+        base = "watch (default every=10)"
+        print()
+        print_table(
+            "Ablation at the defaults: the gain of each path = (ratio with it off) - (ratio with it "
+            "on), of the median (and of the mean) step time, in the same rounds",
+            ["workload", f"{AA} median (mean)", f"{base} median (mean)", *(f"{c}: gain" for c in ABLATE)],
+            [
+                [
+                    w,
+                    *(f"{ratio(r[c])} ({ratio(r['_mean'][c])})" for c in (AA, base)),
+                    *(f"{r[c] - r[base]:+.3f} ({r['_mean'][c] - r['_mean'][base]:+.3f})" for c in ABLATE),
+                ]
+                for w, r in rows
+            ],
+            f"{AA}: the noise (a second plain copy). " + "; ".join(f"{c}: {a.doc}" for c, a in ABLATE.items()),
+        )
 
 
 def main() -> None:
@@ -490,14 +565,16 @@ def main() -> None:
                     help="also time bare hooks doing only the monitor's arithmetic (BareHooks)")  # fmt: skip
     ap.add_argument("--fixed", action="store_true",
                     help="also time the fixed cost of a step: every=1000, and empty hooks (EmptyHooks)")  # fmt: skip
+    ap.add_argument("--ablate", action="store_true",
+                    help="also time the defaults with each optimisation path switched off (ABLATE)")  # fmt: skip
     args = ap.parse_args()
     malloc_note = steady_malloc() if args.steady_malloc else "glibc malloc as it comes"
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = run(args.steps, args.cockpit_steps, args.floor, args.fixed)
+    rows = run(args.steps, args.cockpit_steps, args.floor, args.fixed, args.ablate)
     title = (f"gradsight.watch overhead: median step time ratio to plain, {args.steps} interleaved "
              f"steps, torch {torch.__version__}, {torch.get_num_threads()} threads, {malloc_note}")  # fmt: skip
-    print_tables(rows, title, args.floor, args.fixed)
+    print_tables(rows, title, args.floor, args.fixed, args.ablate)
     if not have_cockpit():
         print("cockpit economy: n/a, cockpit-for-pytorch is not installed here (see the docstring)")
     else:

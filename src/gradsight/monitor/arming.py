@@ -1,8 +1,8 @@
 """Hook arming: the site hooks of logged steps and the functional-activation mode.
 
-On a logged step every module site gets a forward hook (a one-line "fast" hook once its layout
-is known) and every owner a pre/post pair that pushes the TorchFunctionMode while the owner's
-forward runs; other steps run with no site hook at all. Under torch.compile one set of hooks
+On a logged step every module site gets a forward hook and every owner a pre/post pair that
+pushes the TorchFunctionMode while the owner's forward runs; other steps run with no site hook
+at all. Under torch.compile one set of hooks
 stays for the whole run and acts on logged steps only (compiled.py).
 """
 
@@ -19,7 +19,6 @@ from torch import nn
 
 from gradsight.activations import is_inplace_call
 from gradsight.monitor._util import guarded, no_compile
-from gradsight.monitor.buffer import Noted
 from gradsight.monitor.select import hooked_owners
 from gradsight.monitor.sites import functional_name
 
@@ -59,10 +58,6 @@ class Arming:
                 continue
             site = self._module_site(module) if bool(getattr(module, "inplace", False)) else None
             overwrites = site is not None and site.out_deriv is None
-            fast = None if inside_owner or overwrites else self._fast_hook(module)
-            if fast is not None:
-                self._armed.append(module.register_forward_hook(fast))
-                continue
             if inside_owner or overwrites:
                 self._armed.append(module.register_forward_pre_hook(self._on_site_pre))
             self._armed.append(
@@ -95,31 +90,6 @@ class Arming:
                 continue
             self._armed.append(mod.register_forward_pre_hook(functools.partial(self._on_owner_pre, path)))
             self._armed.append(mod.register_forward_hook(self._on_owner_post, always_call=True))
-
-    def _fast_hook(self, module: nn.Module) -> Any:
-        """The forward hook of a module site seen before whose f' reads its output, where no
-        functional mode has to be kept out and nothing is overwritten: it only puts (site, y,
-        y's version) in the step's list, and :meth:`_settle` does the rest at the end of the
-        forward, warm. (The full hook runs ~15 Python calls cold, right after the model's
-        kernels.) None for every other site."""
-        site = self._site_of_module.get(module)
-        if site is None or not site.units or site.out_deriv is None or site.eager:  # gated: no out_deriv
-            return None
-        cached = self._fast_hooks.get(module)
-        if cached is not None and cached[0] is site:
-            return cached[1]
-        append, log, grad_enabled = self._obs.append, self.log, torch.is_grad_enabled
-
-        @no_compile
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            try:
-                if grad_enabled():
-                    append(Noted(site, output, output._version))
-            except Exception as exc:  # noqa: BLE001 - never crash the loop
-                log.record(f"activation hook {site.name}", exc)
-
-        self._fast_hooks[module] = (site, hook)
-        return hook
 
     def _disarm(self, force: bool = False) -> None:
         if self._stable and not force:

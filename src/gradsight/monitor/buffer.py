@@ -17,20 +17,8 @@ from gradsight.monitor.records import ParamStats
 from gradsight.monitor.sites import Site
 from gradsight.monitor.stats import Observation
 
-# a site output this large is measured in its hook, while it is still in the cache (reading it
-# again at the end of the forward costs more than the hook's cold start saves)
-EAGER_NUMEL = 1 << 18
 HOLD_GRADS = 1 << 22  # site-output gradient elements held until the end of the backward, at most
 NORM_IN_HOOK_DEVICES = ("cpu",)  # site gradients normed as they pass, not held (see _watch_grad)
-
-
-@dataclass(slots=True)
-class Noted:
-    """A fast hook's note (arming.py): a module site seen before, whose f' reads its output."""
-
-    site: Site
-    y: Any  # the site's output: what f' reads
-    version: int  # y._version when the hook ran (changed later in place: not measured)
 
 
 @dataclass(slots=True)
@@ -75,10 +63,8 @@ class StepBuffer:
                     self._disc_order.append(site)
                 self._link_incoming(site, x if x is not None else y)
             if pre is None and not site.eager:
-                if y.numel() < EAGER_NUMEL:
-                    self._defer(site, x, y)  # settled at the end of the forward
-                    return
-                site.eager = True  # large: measured in its hook, this step and the next ones
+                self._defer(site, x, y)  # settled at the end of the forward
+                return
             D, n, S = pre if pre is not None else site.unit_sums(x, y)  # (C,), (), ()
             site.units = site.unit_count(y.shape)
             ob = Observation(site, D, n, numel=y.numel(), n_units=site.units, saturated=S)
@@ -118,29 +104,18 @@ class StepBuffer:
                 entry = obs[i]
                 if type(entry) is Observation:
                     continue  # measured in its hook
-                site = entry.site
+                site, read = entry.site, entry.read
                 try:
-                    if type(entry) is Noted:  # a fast hook's: y is what f' reads
-                        read, version = entry.y, entry.version
-                        if not isinstance(read, torch.Tensor) or not read.is_floating_point():
-                            obs[i], dropped = None, True
-                            continue
-                        node = read.grad_fn if read.requires_grad else None
-                        nr, numel = read.output_nr, read.numel()
-                        if numel >= EAGER_NUMEL:  # large: from the next step on, in its hook
-                            site.eager = self._rearm = True
-                    else:
-                        read, version, node, nr, numel = entry.read, entry.version, entry.node, entry.nr, entry.numel
-                    if read._version == version:
+                    if read._version == entry.version:
                         D, n, S = site.unit_sums(read, read)  # f' reads one tensor: x or y
                         site.units = units = D.shape[0]
-                        ob = obs[i] = Observation(site, D, n, numel=numel, n_units=units, saturated=S)
-                        if node is not None:
-                            self._watch_grad(ob, node, nr, numel, read.device.type)
+                        ob = obs[i] = Observation(site, D, n, numel=entry.numel, n_units=units, saturated=S)
+                        if entry.node is not None:
+                            self._watch_grad(ob, entry.node, entry.nr, entry.numel, read.device.type)
                         continue
                 except Exception as exc:  # noqa: BLE001
                     self.log.record(f"site {site.name}", exc)
-                site.eager = self._rearm = True
+                site.eager = True
                 obs[i], dropped = None, True
         if dropped:
             obs[:] = [ob for ob in obs if ob is not None]

@@ -254,7 +254,7 @@ class NonFiniteGuard:
             yield
         finally:
             self._replaying = False
-            del self._obs[n:]  # what the fast site hooks saw of the replay
+            del self._obs[n:]  # nothing a hook noted of the replay stays
             self._settled = min(self._settled, n)
 
     def _process_pending(self) -> None:

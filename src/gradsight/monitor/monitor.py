@@ -29,7 +29,7 @@ from gradsight.errors import GradsightError
 from gradsight.monitor import compiled, diagnostics, distributed, nonfinite
 from gradsight.monitor._util import ErrorLog, clean_name, guarded, named_modules, unwrap
 from gradsight.monitor.arming import Arming
-from gradsight.monitor.buffer import Deferred, Noted, ReadyStep, StepBuffer
+from gradsight.monitor.buffer import Deferred, ReadyStep, StepBuffer
 from gradsight.monitor.capture import SiteMode, module_sites
 from gradsight.monitor.discovery import Discovery
 from gradsight.monitor.flush import Flusher
@@ -122,13 +122,10 @@ class Monitor(Discovery, Arming, StepBuffer, NonFiniteGuard, Flusher):
 
         # step state
         self._logged = True
-        # this step's observations in forward order; the list is never replaced (the fast
-        # site hooks hold its append). Entries from _settled on may still be notes (Noted,
-        # Deferred; buffer.py) that _settle turns into Observations
-        self._obs: list[Observation | Noted | Deferred] = []
+        # this step's observations in forward order; entries from _settled on may still be
+        # Deferred (buffer.py), which _settle turns into Observations
+        self._obs: list[Observation | Deferred] = []
         self._settled = 0
-        self._rearm = False  # a site left the fast hook: arm anew at the next logged step
-        self._fast_hooks: dict[nn.Module, tuple[Site, Any]] = {}  # see _fast_hook
         self._grad_obs: list[Observation] = []  # observations whose gradient hooks hold gradients
         self._grad_numel = 0
         # logged steps done on the device, not yet on the host: (step, observations, params)
@@ -219,7 +216,6 @@ class Monitor(Discovery, Arming, StepBuffer, NonFiniteGuard, Flusher):
             self._held = []
             self._entry_grads.clear()
             self._grad_obs = []
-            self._fast_hooks.clear()
             self.closed = True
             for sink in self.sinks:
                 try:
@@ -253,9 +249,6 @@ class Monitor(Discovery, Arming, StepBuffer, NonFiniteGuard, Flusher):
         self._logged = self.step_index % self.every == 0
         try:
             if self._logged:
-                if self._rearm and not self._stable:
-                    self._rearm = False
-                    self._disarm()
                 self._arm()
             else:
                 self._disarm()

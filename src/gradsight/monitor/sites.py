@@ -58,8 +58,7 @@ _SCRATCH_GROWN = [0]  # how many buffers were allocated so far, in any thread
 def scratch_like(t: torch.Tensor) -> torch.Tensor | None:
     """A contiguous buffer of ``t``'s shape, shared by every site, for an elementwise
     derivative that is reduced at once: on a CPU a fresh allocation of a large tensor costs
-    page faults -- for an (64, 32, 32, 32) conv output the allocation cost more than the
-    derivative and the reduction together. One buffer per thread, dtype and device. None off
+    page faults (benchmarks/README.md). One buffer per thread, dtype and device. None off
     the CPU (the CUDA caching allocator reuses memory already) and above SCRATCH_MAX elements."""
     n = t.numel()
     if t.device.type != "cpu" or n > SCRATCH_MAX or n == 0:
@@ -80,8 +79,7 @@ class _Reducer:
     output, everything but the two kernels decided once: the derivative goes into a view of
     this thread's scratch buffer taken when the reducer was built (valid while no buffer has
     been allocated since), and the matrix-vector product reads it through a view built then
-    too. In a warm loop this halves the cost of a (128, 256) site: 18 -> 9.7 us, the kernels
-    alone 9.2 us."""
+    too (what that saves: benchmarks/README.md)."""
 
     __slots__ = ("shape", "dtype", "device", "thread", "grown", "out", "mat", "ones", "n", "cast")
 
@@ -136,7 +134,9 @@ class Site:
         self.saturation_threshold = SATURATED * bound if self.saturates else None
         # |f'| where f' may be negative (a saturating activation that is not increasing)
         self._abs = self.saturates and not (base.is_monotonic and float(base.derivative(1.0)) > 0)
-        self.eager = False  # measure in the site's hook, not at the end of the forward
+        # measure in the site's hook, not at the end of the forward: the tensor f' reads was
+        # once changed in place before the end of the forward (buffer.py)
+        self.eager = False
 
     def reads(self, x: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor | None:
         """The tensor :meth:`derivative` reads: the output where f' is a function of it,
@@ -198,9 +198,8 @@ class Site:
         """() float32 ``S = sum sign(|f'(z)| - thr)`` over the elements of ``d = f'(z)``, thr =
         1 % of sup|f'|: (not saturated) - (saturated), so the saturated (sample, unit) count is
         ``(d.numel() - S) / 2`` (an element exactly on the line counts half); None where the
-        activation cannot saturate. Three float passes: a comparison to bool and its sum take
-        twice as long on a CPU (38 against 19 us on a (128, 256) float32 output, 1 thread).
-        ``overwrite``: d is a buffer of ours that may serve as the work space."""
+        activation cannot saturate. Three float passes, not a comparison to bool and its sum
+        (benchmarks/README.md). ``overwrite``: d is a buffer of ours that may serve as the work space."""
         thr = self.saturation_threshold
         if thr is None:
             return None
