@@ -111,7 +111,7 @@ def test_the_lab_stores_each_trial_reuses_them_and_fresh_runs_them_again(toy, tm
     out = tmp_path / "r"
     first = runner.invoke(app, ["lab", "--only", "toy", "--quick", "--out", str(out)])
     assert first.exit_code == 0, first.output
-    assert "gradsight lab (quick): 1 experiments in 4 trials, about 8 s" in first.output
+    assert "gradsight lab (quick): 1 experiment in 4 trials, about 8 s of work" in first.output
     assert "toy(arm=high, seed=1)" in first.output
     assert "toy " in first.output and "in 4 trials (typical 8 s" in first.output
     with TrialStore(out / "trials.sqlite") as store:
