@@ -138,3 +138,24 @@ def test_the_tables_print_each_measured_number_in_its_column(capsys) -> None:
     assert "| mlp | 1.020x | 1.100x | 3 | 4 | 6 |" in lines
     assert "| mlp | n/a | 1.007x | 1.008x | 1.009x | 1.003x |" in lines
     assert "| mlp | 2.50 | +1 us (1.010x) | +1 us (1.011x) | +1 us (1.012x) |" in lines
+
+
+def test_an_ablation_switches_its_path_off_only_around_its_own_steps() -> None:
+    """--ablate: a switched module global holds inside the ablation's steps and is restored
+    after; the f'-from-z ablation makes the monitor's sites read their input."""
+    from gradsight.monitor import guard, params
+
+    bench = _bench()
+    before = (guard.HOLD_OUTPUTS, params.SAMPLE)
+    with bench.ABLATE["watch, outputs checked at once"]:
+        assert guard.HOLD_OUTPUTS == 0
+    with bench.ABLATE["watch, update ratio of whole tensors"]:
+        assert params.SAMPLE > 1 << 40
+    assert (guard.HOLD_OUTPUTS, params.SAMPLE) == before
+    model = nn.Sequential(nn.Linear(4, 8), nn.Sigmoid(), nn.Linear(8, 2))
+    mon = bench.gs.watch(model)
+    bench.ABLATE["watch, f' from z"].prepare(mon)
+    model(torch.randn(16, 4)).sum().backward()
+    mon.step()
+    assert [s.out_deriv is None for s in mon.sites] == [True]
+    mon.close()
