@@ -10,6 +10,7 @@ import os
 import random
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import pytest
 import torch
 import torch.multiprocessing as mp
+
+import gradsight
 
 WORLD = 2
 
@@ -54,6 +57,13 @@ def assert_same_records(got: list[dict], ref: list[dict], rel: float = 1e-5) -> 
                 assert have == want, (r["name"], key, have, want)
 
 
+def is_ours(w: warnings.WarningMessage) -> bool:
+    """A warning gradsight raised: a GradsightWarning, or one issued from a file of the package
+    (not merely from a path with "gradsight" in it: a clone's .venv is one)."""
+    package = Path(gradsight.__file__).resolve().parent
+    return "Gradsight" in w.category.__name__ or Path(w.filename).resolve().is_relative_to(package)
+
+
 def assert_rank_equals_one_process(rank: dict, ref: dict, steps: int) -> None:
     """A DDP rank's run (``rank``, what ``write_and_exit`` wrote) against the one-process
     reference report ``ref``: really DDP, one step per optimizer step (not per micro-batch),
@@ -61,7 +71,7 @@ def assert_rank_equals_one_process(rank: dict, ref: dict, steps: int) -> None:
     assert (rank["wrapper"], rank["world_size"]) == ("DistributedDataParallel", WORLD)
     assert rank["global_step"] == rank["optimizer_steps"] == rank["steps"] == steps
     assert rank["history"] == list(range(steps))
-    assert rank["errors"] == [] and rank["ours"] == []
+    assert rank["errors"] == [] and rank["ours"] == [], (rank["errors"], rank["ours"])
     assert_same_records(rank["layers"], ref["layers"])
     assert_same_records(rank["params"], ref["params"])
 

@@ -23,6 +23,7 @@ from tests.integrations.digits import B, digits
 from tests.integrations.helpers import (
     WORLD,
     assert_rank_equals_one_process,
+    is_ours,
     report_dict,
     run_ranks,
     set_rank_env,
@@ -75,7 +76,7 @@ def _rank(rank: int, port: int, tmp: str) -> None:
     out.update(
         global_step=trainer.global_step, optimizer_steps=counted.n, world_size=trainer.world_size,
         wrapper=counted.wrapper, log_dir=trainer.log_dir,
-        ours=[str(w.message) for w in caught if "gradsight" in w.filename or "Gradsight" in w.category.__name__],
+        ours=[str(w.message) for w in caught if is_ours(w)],
     )  # fmt: skip
     write_and_exit(tmp, rank, out)
 

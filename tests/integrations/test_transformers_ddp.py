@@ -20,6 +20,7 @@ import torch.distributed as dist
 from tests.integrations.helpers import (
     WORLD,
     assert_rank_equals_one_process,
+    is_ours,
     report_dict,
     run_ranks,
     set_rank_env,
@@ -64,7 +65,7 @@ def _rank(rank: int, port: int, tmp: str) -> None:
         wrapper=type(trainer.model_wrapped).__name__,
         logged=[e["step"] for e in trainer.state.log_history if f"gradsight_grad_norm/{SITE}" in e],
         last_logged=[e for e in trainer.state.log_history if f"gradsight_grad_norm/{SITE}" in e][-1],
-        ours=[str(w.message) for w in caught if "gradsight" in w.filename or "Gradsight" in w.category.__name__],
+        ours=[str(w.message) for w in caught if is_ours(w)],
     )  # fmt: skip
     write_and_exit(tmp, rank, out)
 
