@@ -33,7 +33,6 @@ import math
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -991,26 +990,6 @@ def run_forms(
     return runs
 
 
-def estimate_seconds(corpus: Corpus, cfg: Recipe, n_forms: int = len(FORMS)) -> float:
-    """Time 8 steps of a ReLU and a SwiGLU model; extrapolate to the whole run (+15 % eval)."""
-    per_step = []
-    for form in ("relu", "swiglu"):
-        torch.manual_seed(0)
-        model = CharTransformer(cfg.model_config(corpus.vocab_size, form))
-        opt = make_optimizer(model.parameters(), cfg)
-        batches = corpus.batches(cfg.batch_size, cfg.context, 0)
-        ts = []
-        for _ in range(8):
-            t0 = time.perf_counter()
-            x, y = next(batches)
-            model(x, y)[1].backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            ts.append(time.perf_counter() - t0)
-        per_step.append(statistics.median(ts[2:]))
-    return 1.15 * statistics.fmean(per_step) * cfg.steps * n_forms * len(cfg.seeds)
-
-
 # ---------------------------------------------------------------------------- trials
 #
 # The lab runs llm_ffn as one trial per (form, seed) -- config {"form", "recipe", "seed"} --
@@ -1113,11 +1092,11 @@ def build(quick: bool, seed: int, results: list[tuple[dict[str, Any], dict[str, 
                             torch_threads=max(int(m["torch_threads"]) for _, m in results))
 
 
-# quick: 77 s measured for 1 seed x 600 steps, scaled to 3 seeds x 300 steps (not yet timed on
-# idle cores); full: estimate_seconds(FULL) on 2 cores (it predicted the quick run within 4 %),
-# scaled from 2 seeds to 3, not timed
+# quick: the sum of its 21 trials' seconds in `make report` on idle cores (151 s); full: 8 timed
+# steps per form extrapolated to 21 trials x 2000 steps (+15 % evaluation), the probe that
+# predicted the quick run within 4 % -- not yet timed on idle cores
 split_experiment(NAME, TITLE, order=80, plan=plan, trial=train_trial, build=build,
-                 quick_budget_s=150.0, typical_s=(115, 9000))
+                 quick_budget_s=150.0, typical_s=(151, 9000))
 
 
 def build_result(
