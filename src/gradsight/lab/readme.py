@@ -348,6 +348,24 @@ def rewrite(readme: str, blocks: dict[str, str]) -> str:
     return readme
 
 
+def _command_and_paths(args: list[str], n_paths: int | None, usage: str) -> tuple[str, list[str]]:
+    """``--command CMD`` and the paths around it in ``args`` (after the subcommand): exactly
+    ``n_paths`` of them, or at least two when None; else a GradsightError saying ``usage``."""
+    fits = len(args) >= 5 if n_paths is None else len(args) == 3 + n_paths  # subcommand, --command CMD
+    if "--command" not in args or not fits:
+        raise GradsightError(usage)
+    i = args.index("--command")
+    return args[i + 1], [a for j, a in enumerate(args[1:], 1) if j not in (i, i + 1)]
+
+
+def _read_json(path: str) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _write_json(path: str, doc: Any) -> None:
+    Path(path).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     """``record RESULTS... OUT --command CMD`` (several RESULTS are merged, see :func:`merge`) |
     ``replace RECORD RESULTS --command CMD`` (RESULTS' experiments replace RECORD's) |
@@ -361,30 +379,21 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] not in ("record", "replace", "write", "check"):
         raise GradsightError(f"usage: record|replace|write|check; got {args[:1]!r}; try 'check'")
     if args[0] == "replace":
-        if "--command" not in args or len(args) != 5:
-            raise GradsightError(
-                "usage: replace RECORD.json RESULTS.json --command 'how RECORD came about now'"
-            )
-        i = args.index("--command")
-        command = args[i + 1]
-        target, source = [a for j, a in enumerate(args[1:], 1) if j not in (i, i + 1)]
-        old = json.loads(Path(target).read_text(encoding="utf-8"))
-        new = record(json.loads(Path(source).read_text(encoding="utf-8")), command)
-        Path(target).write_text(json.dumps(replace(old, new, command), indent=1) + "\n", encoding="utf-8")
+        command, (target, source) = _command_and_paths(
+            args, 2, "usage: replace RECORD.json RESULTS.json --command 'how RECORD came about now'"
+        )
+        new = record(_read_json(source), command)
+        _write_json(target, replace(_read_json(target), new, command))
         return 0
     if args[0] == "record":
-        if "--command" not in args or len(args) < 5:
-            raise GradsightError(
-                "usage: record RESULTS.json [RESULTS.json ...] OUT.json --command 'gradsight lab ...'"
-            )
-        i = args.index("--command")
-        command = args[i + 1]
-        paths = [a for j, a in enumerate(args[1:], 1) if j not in (i, i + 1)]
+        command, paths = _command_and_paths(
+            args, None, "usage: record RESULTS.json [RESULTS.json ...] OUT.json --command 'gradsight lab ...'"
+        )
         *sources, out = paths
-        docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in sources]
+        docs = [_read_json(p) for p in sources]
         doc = docs[0] if len(docs) == 1 else merge(docs)
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(record(doc, command), indent=1) + "\n", encoding="utf-8")
+        _write_json(out, record(doc, command))
         return 0
     readme = Path(args[1] if len(args) > 1 else "README.md")
     text = readme.read_text(encoding="utf-8")
