@@ -179,18 +179,21 @@ def _train_ensemble(
     histories: list[list[EvalPoint]] = [[] for _ in range(K)]
     elapsed = 0.0
 
+    def scores(logits: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+        """Each member's mean cross-entropy and accuracy: ``logits`` (K, N, C), ``y`` (N,)."""
+        n, c = logits.shape[1], logits.shape[2]
+        loss = F.cross_entropy(logits.reshape(K * n, c), y.repeat(K), reduction="none")
+        acc = (logits.argmax(2) == y).double().mean(dim=1)
+        return loss.view(K, n).mean(dim=1).tolist(), acc.tolist()
+
     @torch.no_grad()
     def record(step: int, which: torch.Tensor) -> None:
-        tr_logits = shared(params, buffers, X_ev)  # (K, N, C)
-        te_logits = shared(params, buffers, X_te)  # (K, M, C)
-        for k in range(K):
-            if not which[k]:
-                continue
-            tr_loss = F.cross_entropy(tr_logits[k], y_ev).item()
-            te_loss = F.cross_entropy(te_logits[k], y_te).item()
-            tr_acc = (tr_logits[k].argmax(1) == y_ev).double().mean().item()
-            te_acc = (te_logits[k].argmax(1) == y_te).double().mean().item()
-            histories[k].append(EvalPoint(step, elapsed, tr_loss, tr_acc, te_loss, te_acc))
+        tr_loss, tr_acc = scores(shared(params, buffers, X_ev), y_ev)  # K members at once
+        te_loss, te_acc = scores(shared(params, buffers, X_te), y_te)
+        for k in which.nonzero().flatten().tolist():
+            histories[k].append(
+                EvalPoint(step, elapsed, tr_loss[k], tr_acc[k], te_loss[k], te_acc[k])
+            )
 
     watcher = EnsembleWatch(models, config.watch_every) if config.watch else None
     with watcher if watcher is not None else contextlib.nullcontext():
