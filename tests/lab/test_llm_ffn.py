@@ -12,15 +12,14 @@ import torch.nn.functional as F
 
 from gradsight.errors import GradsightError
 from gradsight.lab.experiments import llm_ffn
-from gradsight.lab.experiments.llm_ffn import (
+from gradsight.lab.experiments.llm_ffn import TOLERANCE, build_result, run_forms
+from gradsight.lab.experiments.llm_ffn_trial import (
     FORMS,
+    NEAR_ZERO_REL,
     QUICK,
-    TOLERANCE,
     FormRun,
     Recipe,
-    build_result,
     evaluate,
-    run_forms,
     train_form,
 )
 from gradsight.lab.text import load_corpus, ngram_floors
@@ -78,7 +77,7 @@ def test_relu_zero_fraction_equals_the_fraction_computed_from_hidden_activations
     for la, z in zip(layers, hidden, strict=True):
         assert la.zero_fraction == pytest.approx(float((z == 0).double().mean()), abs=1e-12)
         assert la.dead_fraction == pytest.approx(float((z == 0).all(0).double().mean()), abs=1e-12)
-        thr = llm_ffn.NEAR_ZERO_REL * float(z.abs().max())
+        thr = NEAR_ZERO_REL * float(z.abs().max())
         assert la.max_abs == pytest.approx(float(z.abs().max()), rel=1e-6)
         assert la.near_zero_fraction == pytest.approx(
             float((z.abs() < thr).double().mean()), abs=1e-12

@@ -321,7 +321,7 @@ def test_every_lab_trial_trains_through_fit_inside_gradsight_watch(
     """train(), dead_neurons' runs and llm_ffn's forms: the learning rate of every step comes
     from training.lr_at (only fit calls it) and each run is watched by gradsight.watch."""
     import gradsight
-    from gradsight.lab.experiments import dead_neurons, llm_ffn
+    from gradsight.lab.experiments import dead_neurons, llm_ffn_trial
     from gradsight.lab.text import load_corpus
 
     real_watch, real_lr_at = gradsight.watch, training.lr_at
@@ -344,7 +344,7 @@ def test_every_lab_trial_trains_through_fit_inside_gradsight_watch(
         assert (watched, lr_calls) == ([1 if kw.get("revive") else 10], list(range(6)))
         assert run.steps == [0, 3, 6] and run.watch is not None
     watched.clear(), lr_calls.clear()
-    tiny = llm_ffn.Recipe(d_model=16, n_layers=1, n_heads=2, context=16, batch_size=4, steps=6,
+    tiny = llm_ffn_trial.Recipe(d_model=16, n_layers=1, n_heads=2, context=16, batch_size=4, steps=6,
                           warmup=2, eval_every=6, val_windows=4, eval_batch=4, flow_steps=4)
-    _, form = llm_ffn.train_form(load_corpus(), "relu", tiny, seed=0)
+    _, form = llm_ffn_trial.train_form(load_corpus(), "relu", tiny, seed=0)
     assert (watched, lr_calls) == ([1], list(range(6))) and form.grad_flow

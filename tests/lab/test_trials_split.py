@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from gradsight.cli import app
 from gradsight.errors import GradsightError
 from gradsight.lab import registry
-from gradsight.lab.experiments import llm_ffn
+from gradsight.lab.experiments import llm_ffn, llm_ffn_trial
 from gradsight.lab.trials import LocalExecutor, Trial, TrialStore, code_version, run_trials
 from gradsight.lab.trials.lab import TARGET, build_result, trials_for
 from gradsight.lab.trials.trial import normalize
@@ -183,7 +183,7 @@ def test_a_result_that_cannot_be_built_fails_its_experiment_not_the_lab(monkeypa
 
 # ----------------------------------------------------------- llm_ffn: one trial per (form, seed)
 
-TINY = llm_ffn.Recipe(
+TINY = llm_ffn_trial.Recipe(
     d_model=16, n_layers=1, n_heads=2, context=16, batch_size=4, steps=12, warmup=2,
     eval_every=6, val_windows=8, eval_batch=4, flow_steps=4, seeds=(3,),
 )  # fmt: skip
@@ -200,25 +200,26 @@ def _untimed(doc):
 
 def test_llm_ffn_plans_one_trial_per_form_and_seed():
     exp = registry.get("llm_ffn")
-    assert exp.split is not None and exp.module == "gradsight.lab.experiments.llm_ffn"
+    # its trials are versioned by the training side alone: editing a claim keeps stored trials
+    assert exp.split is not None and exp.module == "gradsight.lab.experiments.llm_ffn_trial"
     configs = exp.plan(quick=True, seed=2)  # --seed 2: seeds 6, 7, 8
     assert configs[:2] == [{"form": "relu", "recipe": "quick", "seed": 6},
                            {"form": "gelu", "recipe": "quick", "seed": 6}]
     assert sorted({(c["form"], c["seed"]) for c in configs}) == sorted(
         (f, s) for f in llm_ffn.FORMS for s in (6, 7, 8))
     assert {c["recipe"] for c in exp.plan(quick=False)} == {"full"}
-    assert llm_ffn.recipe("full") is llm_ffn.FULL
-    assert llm_ffn.recipe(llm_ffn.recipe_of(TINY)) == replace(TINY, seeds=(0,))
+    assert llm_ffn_trial.recipe("full") is llm_ffn_trial.FULL
+    assert llm_ffn_trial.recipe(llm_ffn_trial.recipe_of(TINY)) == replace(TINY, seeds=(0,))
     with pytest.raises(GradsightError, match="did you mean 'quick'"):
-        llm_ffn.recipe("quikc")
+        llm_ffn_trial.recipe("quikc")
     with pytest.raises(GradsightError, match=r"unknown Recipe fields \['stepz'\]"):
-        llm_ffn.recipe({"stepz": 3})
+        llm_ffn_trial.recipe({"stepz": 3})
 
 
 def _llm_trials(workers: int, tmp_path) -> dict:
     version = code_version(registry.get("llm_ffn").module)
     trials = [Trial("llm_ffn", normalize(c), version)
-              for c in llm_ffn.trial_configs(llm_ffn.recipe_of(TINY), list(TINY.seeds))]
+              for c in llm_ffn.trial_configs(llm_ffn_trial.recipe_of(TINY), list(TINY.seeds))]
     pool = LocalExecutor(workers)
     try:
         with TrialStore(tmp_path / f"w{workers}.sqlite") as store:
@@ -239,7 +240,7 @@ def test_llm_ffn_trials_equal_in_one_process_in_two_workers_and_as_one_whole_run
     with torch_threads(1):  # the whole experiment's way: every form and seed in one process
         whole = llm_ffn.run_forms(TINY)
     for rec in one.values():
-        run = llm_ffn.form_run(rec.metrics)
+        run = llm_ffn_trial.form_run(rec.metrics)
         same = whole[run.ffn][list(TINY.seeds).index(run.seed)]
         assert _untimed(run.__dict__) == _untimed(json.loads(json.dumps(same.__dict__)))
     exp = registry.get("llm_ffn")
