@@ -15,6 +15,13 @@ trials' own compute, per trial: (wall · CPUs − Σ trial seconds) / n.
 
     .venv/bin/python benchmarks/sweep_throughput.py              # the four modes
     .venv/bin/python benchmarks/sweep_throughput.py --no-ray     # without Ray
+    .venv/bin/python benchmarks/sweep_throughput.py --no-ray --breakdown
+
+``--breakdown`` adds where the time goes: the same 64 trainings called directly (no store, no
+executor), one after another and as ensembles, each with and without ``gradsight.watch``, twice
+in alternation. Watching an ensemble member costs a plain forward + backward of a replica on
+every logged step (hooks do not fire inside ``vmap``), so the watched ensemble can be no faster
+than those replica passes.
 """
 
 from __future__ import annotations
@@ -28,7 +35,10 @@ from pathlib import Path
 
 import torch
 
-from gradsight.lab import sweep
+from gradsight.lab import data, sweep
+from gradsight.lab.ensemble import train_ensemble
+from gradsight.lab.models import MLP
+from gradsight.lab.training import TrainConfig, train
 from gradsight.lab.trials import LocalExecutor, RayExecutor, TrialStore, run_trials
 
 GRID = sweep.SweepSpec(activation=["relu", "tanh"], init=["he", "xavier"],
@@ -53,9 +63,56 @@ def timed(name: str, make, group, trials, tmp: Path) -> dict:
             "acc": sum(r.metrics["test_acc"] for r in recs.values()) / len(recs)}
 
 
+def _model(c: dict, ds) -> MLP:
+    return MLP(ds.n_features, ds.n_classes, depth=c["depth"], width=c["width"],
+               activation=c["activation"], init=c["init"], seed=c["seed"])
+
+
+def _config(c: dict, watch: bool) -> TrainConfig:
+    return TrainConfig(steps=c["steps"], batch_size=c["batch_size"], lr=c["lr"],
+                       optimizer=c["optimizer"], seed=c["seed"], eval_every=c["steps"],
+                       watch=watch, watch_every=c["watch_every"])
+
+
+def breakdown(trials: list, repeats: int = 2) -> None:
+    """Seconds of the grid's trainings alone: sequential and ensemble, watched and not."""
+    ds = data.load("digits")
+    groups = [[t.config for t in g] for g in sweep.group(trials)]
+
+    def sequential(watch: bool) -> float:
+        start = time.perf_counter()
+        for t in trials:
+            train(_model(t.config, ds), ds, _config(t.config, watch))
+        return time.perf_counter() - start
+
+    def ensemble(watch: bool) -> float:
+        start = time.perf_counter()
+        for cs in groups:
+            train_ensemble([_model(c, ds) for c in cs], ds, _config(cs[0], watch),
+                           lrs=[c["lr"] for c in cs], seeds=[c["seed"] for c in cs])
+        return time.perf_counter() - start
+
+    runs: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for name, fn, watch in (("sequential", sequential, True), ("ensemble", ensemble, True),
+                                ("sequential", sequential, False), ("ensemble", ensemble, False)):
+            runs.setdefault(f"{name}, {'watched' if watch else 'unwatched'}", []).append(fn(watch))
+    print(f"\n# where the time goes: the {len(trials)} trainings alone (no store, no executor), "
+          f"{len(groups)} ensembles of {', '.join(str(len(g)) for g in groups)}; {repeats} runs "
+          "alternating")
+    print("| training | seconds | × sequential (same watching) |")
+    print("|---|---:|---:|")
+    for key, secs in runs.items():
+        ref = runs["sequential, " + key.split(", ")[1]]
+        ratios = " / ".join(f"{r / s:.2f}" for r, s in zip(ref, secs, strict=True))
+        print(f"| {key} | {' / '.join(f'{s:.2f}' for s in secs)} | {ratios} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-ray", action="store_true", help="leave out the Ray mode")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the trainings alone, watched and unwatched")
     args = parser.parse_args()
     trials = sweep.trials(GRID)
     n = len(trials)
@@ -84,6 +141,8 @@ def main() -> None:
             over = (r["wall"] * r["workers"] - r["work"]) / n
             print(f"\nRay: {r['start']:.1f} s to start; per-trial overhead beyond the trial's own "
                   f"compute {over:.2f} s (wall × {r['workers']} CPUs − Σ trial seconds, per trial)")
+    if args.breakdown:
+        breakdown(trials)
 
 
 if __name__ == "__main__":
