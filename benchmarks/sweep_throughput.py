@@ -9,6 +9,8 @@ steps — 64 trials, each through the trial store. The modes:
 - ensemble     trials sharing an architecture train as one torch.func ensemble (``--ensemble``)
 - ray local    a local Ray with 2 CPUs, one task per trial (``--executor ray --workers 2``)
 
+Every mode is timed after an untimed warm-up of 4 trials, sequential and ensemble, so that
+one-off costs (imports, loading digits, torch's first kernels) do not land on the first mode.
 Wall times include starting the worker processes or Ray (Ray's start-up is also shown alone)
 and writing every trial to a fresh store. Ray's per-trial overhead is its wall time beyond the
 trials' own compute, per trial: (wall · CPUs − Σ trial seconds) / n.
@@ -123,6 +125,10 @@ def main() -> None:
         modes.append(("ray local", lambda: RayExecutor(workers=2), None))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        # warm-up, untimed: the first trials of a process pay one-off costs (imports, loading
+        # digits, torch's first kernels) that would otherwise all land on the first mode
+        for name, make, group in modes[0], modes[2]:
+            timed(f"warm-up {name}", make, group, trials[:4], Path(tmp))
         for name, make, group in modes:
             rows.append(timed(name, make, group, trials, Path(tmp)))
             print(f"  {name}: {rows[-1]['wall']:.1f} s", flush=True)
