@@ -167,3 +167,14 @@ def test_the_command_line_says_a_bad_call_in_one_line_and_exits_2():
     assert bad.stderr.strip() == "error: usage: record|replace|write|check; got ['bogus']; try 'check'"
     helped = subprocess.run([sys.executable, "-m", "gradsight.lab.readme", "--help"], capture_output=True, text=True)
     assert helped.returncode == 0 and "python -m gradsight.lab.readme check" in helped.stdout
+
+
+def test_the_llm_block_states_each_recorded_llm_ffn_verdict_with_what_was_measured():
+    records = readme.load_records(RECORDS)
+    full = [c for c in records["full-llm_ffn"]["claims"] if c["experiment"] == "llm_ffn"]
+    assert len(full) == 4
+    block = readme.render(records)["llm"]
+    for c in full:
+        assert f"- **{c['verdict']}** {c['claim']}: {c['measured']}" in block
+    full[0]["verdict"] = "refuted"  # the block follows the record, it holds no verdict of its own
+    assert f"- **refuted** {full[0]['claim']}:" in readme.render(records)["llm"]

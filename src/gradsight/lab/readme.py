@@ -289,6 +289,9 @@ def _llm_table(rec: dict[str, Any]) -> str:
             f"{r['ffn_zero_fraction']:.1%} | {r['ffn_dead_fraction']:.2%} | "
             f"{ours.index(r) + 1} | {sh} |"
         )
+    lines.append("")
+    lines += [f"- **{c['verdict']}** {_cell(c['claim'])}: {_cell(c['measured'])}"
+              for c in rec["claims"] if c["experiment"] == "llm_ffn"]
     return "\n".join(lines)
 
 
