@@ -242,24 +242,23 @@ def _modes(records: dict[str, dict[str, Any]]) -> str:
     live = records.get("quick-seed0")
     if live is None:
         return "No quick run recorded."
-    full: dict[str, dict[str, Any]] = {}
-    commands: dict[str, str] = {}
+    full: dict[str, tuple[str, dict[str, Any]]] = {}  # claim id -> (record name, claim)
     for key, r in records.items():
         if key.startswith("full"):
             for c in r["claims"]:
-                full[c["id"]] = c
-                commands[c["id"]] = r["command"]
-    head = (
-        "| claim | quick | full | full run recorded from |\n|---|---|---|---|"
-    )
+                full[c["id"]] = (key, c)
+    head = "| claim | quick | full | full run (record) |\n|---|---|---|---|"
     rows = []
     for c in live["claims"]:
-        f = full.get(c["id"])
+        key, f = full.get(c["id"], ("", None))
         rows.append(
             f"| {_cell(c['claim'])} | {c['verdict']} | {f['verdict'] if f else 'not run'} | "
-            + (f"`{commands[c['id']]}`" if f else "—") + " |"
+            + (f"`{key}`" if f else "—") + " |"
         )
-    return "\n".join([head, *rows])
+    used = sorted({key for key, _ in full.values()})
+    sources = [f"- `{key}` (`docs/lab/{key}.json`): `{records[key]['command']}`" for key in used]
+    return "\n".join([head, *rows, "", "The full runs, each recorded with its command:", "",
+                      *sources] if sources else [head, *rows])
 
 
 def _llm_table(rec: dict[str, Any]) -> str:
