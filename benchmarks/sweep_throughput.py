@@ -33,14 +33,14 @@ import os
 import platform
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from gradsight.lab import data, sweep
 from gradsight.lab.ensemble import train_ensemble
-from gradsight.lab.models import MLP
-from gradsight.lab.training import TrainConfig, train
+from gradsight.lab.training import train
 from gradsight.lab.trials import LocalExecutor, RayExecutor, TrialStore, run_trials
 
 GRID = sweep.SweepSpec(activation=["relu", "tanh"], init=["he", "xavier"],
@@ -65,17 +65,6 @@ def timed(name: str, make, group, trials, tmp: Path) -> dict:
             "acc": sum(r.metrics["test_acc"] for r in recs.values()) / len(recs)}
 
 
-def _model(c: dict, ds) -> MLP:
-    return MLP(ds.n_features, ds.n_classes, depth=c["depth"], width=c["width"],
-               activation=c["activation"], init=c["init"], seed=c["seed"])
-
-
-def _config(c: dict, watch: bool) -> TrainConfig:
-    return TrainConfig(steps=c["steps"], batch_size=c["batch_size"], lr=c["lr"],
-                       optimizer=c["optimizer"], seed=c["seed"], eval_every=c["steps"],
-                       watch=watch, watch_every=c["watch_every"])
-
-
 def breakdown(trials: list, repeats: int = 2) -> None:
     """Seconds of the grid's trainings alone: sequential and ensemble, watched and not."""
     ds = data.load("digits")
@@ -84,13 +73,15 @@ def breakdown(trials: list, repeats: int = 2) -> None:
     def sequential(watch: bool) -> float:
         start = time.perf_counter()
         for t in trials:
-            train(_model(t.config, ds), ds, _config(t.config, watch))
+            train(sweep.model_for(t.config, ds), ds,
+                  replace(sweep.train_config_for(t.config), watch=watch))
         return time.perf_counter() - start
 
     def ensemble(watch: bool) -> float:
         start = time.perf_counter()
         for cs in groups:
-            train_ensemble([_model(c, ds) for c in cs], ds, _config(cs[0], watch),
+            train_ensemble([sweep.model_for(c, ds) for c in cs], ds,
+                           replace(sweep.train_config_for(cs[0]), watch=watch),
                            lrs=[c["lr"] for c in cs], seeds=[c["seed"] for c in cs])
         return time.perf_counter() - start
 

@@ -46,8 +46,10 @@ __all__ = [
     "group",
     "load_toml",
     "metrics_of",
+    "model_for",
     "run_batch",
     "spec_from",
+    "train_config_for",
     "trials",
     "validate",
 ]
@@ -237,12 +239,16 @@ def _data(name: str) -> Any:
     return data.load(name)
 
 
-def _model(c: dict[str, Any], ds: Any) -> Any:
+def model_for(c: dict[str, Any], ds: Any) -> MLP:
+    """The MLP that sweep config ``c`` trains on data set ``ds`` (its initial weights drawn
+    from ``c["seed"]``)."""
     return MLP(ds.n_features, ds.n_classes, depth=c["depth"], width=c["width"],
                activation=c["activation"], init=c["init"], seed=c["seed"])
 
 
-def _train_config(c: dict[str, Any]) -> Any:
+def train_config_for(c: dict[str, Any]) -> TrainConfig:
+    """The training settings of sweep config ``c``: evaluated once, at its last step, and
+    watched every ``c["watch_every"]`` steps."""
     return TrainConfig(steps=c["steps"], batch_size=c["batch_size"], lr=c["lr"],
                        optimizer=c["optimizer"], seed=c["seed"], eval_every=c["steps"],
                        watch=True, watch_every=c["watch_every"])
@@ -289,7 +295,7 @@ def run_batch(kind: str, cfgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         raise GradsightError(f"run_batch computes {KIND!r} trials, got kind {kind!r}")
     ds = _data(cfgs[0]["dataset"])
     if len(cfgs) == 1:
-        return [metrics_of(train(_model(cfgs[0], ds), ds, _train_config(cfgs[0])))]
-    results = train_ensemble([_model(c, ds) for c in cfgs], ds, _train_config(cfgs[0]),
+        return [metrics_of(train(model_for(cfgs[0], ds), ds, train_config_for(cfgs[0])))]
+    results = train_ensemble([model_for(c, ds) for c in cfgs], ds, train_config_for(cfgs[0]),
                              lrs=[c["lr"] for c in cfgs], seeds=[c["seed"] for c in cfgs])
     return [metrics_of(r) for r in results]
