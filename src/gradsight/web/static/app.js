@@ -407,27 +407,37 @@ class Panel {
     if (this.which === "a") setStatus();
   }
   findings(snap) {
+    // The list is rebuilt only when its findings or their remedy buttons change; a message that
+    // changes while training (its sample counts) is updated in place, so an apply button is
+    // never replaced between the press and the release of a click.
     const ul = this.el.querySelector(".findings"), cfg = this.cfg();
     const fs = snap.findings || [];
-    const key = JSON.stringify(fs.map(f => [f.kind, f.severity, f.message]));
-    if (key === ul.dataset.key) return;
+    const choices = fs.map(f => remedies(f, cfg));
+    const key = JSON.stringify(fs.map((f, i) => [f.kind, f.severity, choices[i]]));
+    if (key === ul.dataset.key) {
+      ul.querySelectorAll("li[data-kind]").forEach((li, i) => {
+        li.querySelector(".msg").textContent = fs[i].message;
+        li.querySelector(".remedy").textContent = "remedy: " + fs[i].remedy;
+      });
+      return;
+    }
     ul.dataset.key = key;
     ul.innerHTML = fs.length ? "" : '<li class="none">none so far</li>';
-    for (const f of fs) {
+    fs.forEach((f, i) => {
       const li = document.createElement("li");
       li.className = f.severity; li.dataset.kind = f.kind;
       li.innerHTML = `<span class="kind"></span> <span class="msg"></span><div class="remedy"></div>`;
       li.querySelector(".kind").textContent = `${f.kind} (${f.severity})`;
       li.querySelector(".msg").textContent = f.message;
       li.querySelector(".remedy").textContent = "remedy: " + f.remedy;
-      for (const [label, change] of remedies(f, cfg)) {
+      for (const [label, change] of choices[i]) {
         const b = document.createElement("button");
         b.textContent = "apply: " + label; b.className = "apply";
         b.addEventListener("click", () => applyRemedy(this, change));
         li.appendChild(b);
       }
       ul.appendChild(li);
-    }
+    });
   }
 }
 
